@@ -1,0 +1,746 @@
+#include "actors/event_decoder.h"
+
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+#include "common/time.h"
+#include "common/uuid.h"
+#include "sinks/copy_encoding.h"
+
+namespace trail {
+namespace {
+
+using rapidjson::Value;
+using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag |
+                                 rapidjson::kParseFullPrecisionFlag;
+constexpr size_t kMaxIdLength = 256;
+constexpr size_t kMaxTenantLength = 128;
+constexpr size_t kMaxActionLength = 128;
+
+std::string_view sv(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+rejection payload_error(std::string msg) { return {reason::payload_invalid, std::move(msg)}; }
+
+void write_string(json_writer& w, std::string_view s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+void write_key(json_writer& w, std::string_view s) {
+  w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+std::string render(const Value& v) {
+  rapidjson::StringBuffer sb;
+  json_writer w(sb);
+  v.Accept(w);
+  return {sb.GetString(), sb.GetSize()};
+}
+
+// Field-by-field reader of one JSON object of the payload; the first error wins.
+class fields {
+ public:
+  fields(const Value& obj, std::string prefix) : obj_(obj), prefix_(std::move(prefix)) {}
+
+  const Value* get(const char* name) const {
+    auto it = obj_.FindMember(name);
+    if (it == obj_.MemberEnd() || it->value.IsNull()) return nullptr;
+    return &it->value;
+  }
+
+  // A string field. Returns false (and records the error) if present with the
+  // wrong type or length, or missing while required.
+  bool string(const char* name, std::optional<std::string>& out, bool required, size_t max_len,
+              std::optional<rejection>& err) const {
+    const Value* v = get(name);
+    if (!v) {
+      if (required) err = payload_error(path(name) + " is required");
+      return !required;
+    }
+    if (!v->IsString()) {
+      err = payload_error(path(name) + " must be a string");
+      return false;
+    }
+    if (required && v->GetStringLength() == 0) {
+      err = payload_error(path(name) + " must not be empty");
+      return false;
+    }
+    if (max_len && v->GetStringLength() > max_len) {
+      err = payload_error(path(name) + " is longer than " + std::to_string(max_len) + " bytes");
+      return false;
+    }
+    out.emplace(v->GetString(), v->GetStringLength());
+    return true;
+  }
+
+  bool only_known(std::initializer_list<std::string_view> known, std::optional<rejection>& err) const {
+    for (auto m = obj_.MemberBegin(); m != obj_.MemberEnd(); ++m) {
+      const auto name = sv(m->name);
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        err = payload_error(path(std::string(name).c_str()) + " is not a known field");
+        return false;
+      }
+    }
+    return true;
+  }
+
+  std::string path(const char* name) const { return prefix_.empty() ? name : prefix_ + "." + name; }
+
+ private:
+  const Value& obj_;
+  std::string prefix_;
+};
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// "SEVERITY_INFO", "INFO" or "info" -> "SEVERITY_INFO" when INFO is allowed.
+std::optional<std::string> normalize_enum(std::string_view value, std::string_view prefix,
+                                          std::initializer_list<std::string_view> allowed) {
+  std::string u = upper(value);
+  if (u.compare(0, prefix.size(), prefix) == 0) u.erase(0, prefix.size());
+  for (auto a : allowed)
+    if (u == a) return std::string(prefix) + u;
+  return std::nullopt;
+}
+
+bool valid_tenant_id(std::string_view t) {
+  if (t.empty() || t.size() > kMaxTenantLength) return false;
+  return std::all_of(t.begin(), t.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '-';
+  });
+}
+
+std::optional<std::string> trace_id_from_traceparent(std::string_view tp) {
+  // version "-" trace-id(32 hex) "-" parent-id(16 hex) "-" flags(2 hex)
+  if (tp.size() < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-') return std::nullopt;
+  auto id = tp.substr(3, 32);
+  const bool hex = std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
+  if (!hex || id.find_first_not_of('0') == std::string_view::npos) return std::nullopt;
+  return std::string(id);
+}
+
+bool valid_ip(const std::string& s) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+std::optional<std::string> decode_base64(std::string_view in) {
+  std::string clean;
+  clean.reserve(in.size());
+  for (char c : in)
+    if (!std::isspace(static_cast<unsigned char>(c))) clean.push_back(c);
+  if (clean.size() % 4 != 0) return std::nullopt;
+  std::string out(clean.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(clean.data()),
+                                static_cast<int>(clean.size()));
+  if (n < 0) return std::nullopt;
+  size_t len = static_cast<size_t>(n);
+  if (!clean.empty() && clean.back() == '=') --len;
+  if (clean.size() > 1 && clean[clean.size() - 2] == '=') --len;
+  out.resize(len);
+  return out;
+}
+
+struct resource_ref {
+  std::string type, id;
+};
+
+std::optional<rejection> read_resource(const Value& v, const std::string& path, resource_ref& out) {
+  if (!v.IsObject()) return payload_error(path + " must be an object with 'type' and 'id'");
+  fields f(v, path);
+  std::optional<rejection> err;
+  std::optional<std::string> type, id;
+  if (!f.string("type", type, true, kMaxIdLength, err) || !f.string("id", id, true, kMaxIdLength, err) ||
+      !f.only_known({"type", "id"}, err))
+    return err;
+  out.type = std::move(*type);
+  out.id = std::move(*id);
+  return std::nullopt;
+}
+
+constexpr std::string_view kKnownPayloadFields[] = {
+    "tenant_id",    "action",       "category",  "severity",      "actor",
+    "primary_resource", "resource", "related_resources", "changes", "outcome",
+    "description",  "metadata",     "correlation_id", "request_id", "source_service",
+    "trace_id",     "occurred_at"};
+
+bool is_known_payload_field(std::string_view n) {
+  return std::find(std::begin(kKnownPayloadFields), std::end(kKnownPayloadFields), n) !=
+         std::end(kKnownPayloadFields);
+}
+
+}  // namespace
+
+std::optional<rejection> parse_json(std::string_view text, json_document& doc) {
+  doc.Parse<kParseFlags>(text.data(), text.size());
+  if (doc.HasParseError()) {
+    const auto code = doc.GetParseError();
+    std::string msg = std::string("not valid JSON: ") + rapidjson::GetParseError_En(code) +
+                      " at byte " + std::to_string(doc.GetErrorOffset());
+    const bool encoding = code == rapidjson::kParseErrorStringInvalidEncoding ||
+                          code == rapidjson::kParseErrorStringUnicodeSurrogateInvalid;
+    return rejection{encoding ? reason::unstorable : reason::malformed_json, std::move(msg)};
+  }
+  return std::nullopt;
+}
+
+std::optional<rejection> check_storable(const Value& root, size_t max_depth) {
+  struct frame {
+    const Value* v;
+    size_t depth;
+  };
+  std::vector<frame> stack{{&root, 1}};
+  auto check_string = [](std::string_view s) -> std::optional<rejection> {
+    if (std::memchr(s.data(), '\0', s.size()))
+      return rejection{reason::unstorable, "a string contains the NUL character (\\u0000), which PostgreSQL cannot store"};
+    // UTF-16 surrogates (U+D800..U+DFFF) encoded as UTF-8 start with 0xED 0xA0..0xBF.
+    for (const char* p = static_cast<const char*>(std::memchr(s.data(), '\xED', s.size())); p;
+         p = static_cast<const char*>(std::memchr(p + 1, '\xED', s.size() - (p + 1 - s.data())))) {
+      if (p + 1 < s.data() + s.size() && static_cast<unsigned char>(p[1]) >= 0xA0)
+        return rejection{reason::unstorable, "a string contains an unpaired UTF-16 surrogate, which is not valid UTF-8"};
+    }
+    return std::nullopt;
+  };
+  while (!stack.empty()) {
+    const frame f = stack.back();
+    stack.pop_back();
+    if (f.depth > max_depth)
+      return rejection{reason::payload_invalid,
+                       "JSON nesting is deeper than the limit of " + std::to_string(max_depth)};
+    const Value& v = *f.v;
+    if (v.IsString()) {
+      if (auto r = check_string(sv(v))) return r;
+    } else if (v.IsObject()) {
+      for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m) {
+        if (auto r = check_string(sv(m->name))) return r;
+        stack.push_back({&m->value, f.depth + 1});
+      }
+    } else if (v.IsArray()) {
+      for (auto e = v.Begin(); e != v.End(); ++e) stack.push_back({e, f.depth + 1});
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> compute_changed_fields(const Value& old_value, const Value& new_value) {
+  std::vector<std::string> out;
+  for (auto m = old_value.MemberBegin(); m != old_value.MemberEnd(); ++m) {
+    auto it = new_value.FindMember(m->name);
+    if (it == new_value.MemberEnd() || !(it->value == m->value)) out.emplace_back(sv(m->name));
+  }
+  for (auto m = new_value.MemberBegin(); m != new_value.MemberEnd(); ++m)
+    if (!old_value.HasMember(m->name)) out.emplace_back(sv(m->name));
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::optional<rejection> build_record(const ce_envelope& env, const Value& data, ingest_mode mode,
+                                      int64_t receive_time_us, audit_record& out) {
+  if (!data.IsObject()) return payload_error("the audit payload (data) must be a JSON object");
+  fields f(data, "data");
+  std::optional<rejection> err;
+
+  // ---- tenant ----
+  std::optional<std::string> tenant;
+  if (!f.string("tenant_id", tenant, false, 0, err)) return err;
+  if (const auto* ext = env.extension("tenantid")) {
+    if (ext->type != ce_extension::kind::string)
+      return payload_error("extension 'tenantid' must be a string");
+    if (tenant && *tenant != ext->text)
+      return payload_error("data.tenant_id '" + *tenant + "' does not match extension tenantid '" + ext->text + "'");
+    tenant = ext->text;
+  }
+  if (!tenant) return payload_error("tenant_id is required (data.tenant_id or the tenantid extension)");
+  if (!valid_tenant_id(*tenant))
+    return payload_error("tenant_id must be 1-128 characters of [A-Za-z0-9._:-]");
+
+  // ---- what happened ----
+  std::optional<std::string> action, category_in, severity_in, description, correlation_id,
+      request_id, source_service, trace_id, occurred_text;
+  if (!f.string("action", action, true, kMaxActionLength, err) ||
+      !f.string("category", category_in, false, 0, err) ||
+      !f.string("severity", severity_in, false, 0, err) ||
+      !f.string("description", description, false, 0, err) ||
+      !f.string("correlation_id", correlation_id, false, kMaxIdLength, err) ||
+      !f.string("request_id", request_id, false, kMaxIdLength, err) ||
+      !f.string("source_service", source_service, false, kMaxIdLength, err) ||
+      !f.string("trace_id", trace_id, false, kMaxIdLength, err) ||
+      !f.string("occurred_at", occurred_text, false, 0, err))
+    return err;
+
+  std::string category = "CATEGORY_UNSPECIFIED";
+  if (category_in) {
+    std::string u = upper(*category_in);
+    if (u.rfind("CATEGORY_", 0) != 0) u = "CATEGORY_" + u;
+    const bool ok = u.size() > 9 && u.size() <= 64 &&
+                    std::all_of(u.begin(), u.end(), [](char c) {
+                      return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+                    });
+    if (!ok) return payload_error("data.category must be CATEGORY_<NAME> with NAME of [A-Z0-9_]");
+    category = std::move(u);
+  }
+  std::string severity = "SEVERITY_INFO";
+  if (severity_in) {
+    auto s = normalize_enum(*severity_in, "SEVERITY_",
+                            {"DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "SECURITY"});
+    if (!s)
+      return payload_error("data.severity '" + *severity_in +
+                           "' is not one of SEVERITY_DEBUG|INFO|NOTICE|WARNING|ERROR|CRITICAL|SECURITY");
+    severity = std::move(*s);
+  }
+
+  // ---- who ----
+  const Value* actor_v = f.get("actor");
+  if (!actor_v) return payload_error("data.actor is required");
+  if (!actor_v->IsObject()) return payload_error("data.actor must be an object");
+  fields af(*actor_v, "data.actor");
+  std::optional<std::string> actor_type_in, actor_id, actor_name, actor_ip, actor_ua, actor_session;
+  if (!af.string("type", actor_type_in, true, 0, err) || !af.string("id", actor_id, true, kMaxIdLength, err) ||
+      !af.string("display_name", actor_name, false, kMaxIdLength, err) ||
+      !af.string("ip", actor_ip, false, 64, err) || !af.string("user_agent", actor_ua, false, 2048, err) ||
+      !af.string("session_id", actor_session, false, kMaxIdLength, err) ||
+      !af.only_known({"type", "id", "display_name", "ip", "user_agent", "session_id"}, err))
+    return err;
+  auto actor_type = normalize_enum(*actor_type_in, "ACTOR_TYPE_", {"USER", "SYSTEM", "SERVICE", "API_KEY"});
+  if (!actor_type)
+    return payload_error("data.actor.type '" + *actor_type_in + "' is not one of ACTOR_TYPE_USER|SYSTEM|SERVICE|API_KEY");
+  if (actor_ip && !valid_ip(*actor_ip))
+    return payload_error("data.actor.ip '" + *actor_ip + "' is not an IPv4 or IPv6 address");
+
+  // ---- to what ----
+  const Value* res_v = f.get("primary_resource");
+  const char* res_name = "data.primary_resource";
+  if (!res_v) {
+    res_v = f.get("resource");
+    res_name = "data.resource";
+  }
+  if (!res_v) return payload_error("data.primary_resource is required");
+  resource_ref resource;
+  if (auto r = read_resource(*res_v, res_name, resource)) return r;
+
+  const Value* related_v = f.get("related_resources");
+  if (related_v) {
+    if (!related_v->IsArray()) return payload_error("data.related_resources must be an array");
+    resource_ref tmp;
+    for (rapidjson::SizeType i = 0; i < related_v->Size(); ++i)
+      if (auto r = read_resource((*related_v)[i], "data.related_resources[" + std::to_string(i) + "]", tmp))
+        return r;
+  }
+
+  // ---- the change ----
+  const Value* changes_v = f.get("changes");
+  std::vector<std::string> computed_fields;
+  bool add_changed_fields = false;
+  if (changes_v) {
+    if (!changes_v->IsObject()) return payload_error("data.changes must be an object");
+    auto cf = changes_v->FindMember("changed_fields");
+    if (cf != changes_v->MemberEnd() && !cf->value.IsNull()) {
+      if (!cf->value.IsArray()) return payload_error("data.changes.changed_fields must be an array of strings");
+      for (auto e = cf->value.Begin(); e != cf->value.End(); ++e)
+        if (!e->IsString()) return payload_error("data.changes.changed_fields must be an array of strings");
+    } else {
+      auto ov = changes_v->FindMember("old_value");
+      auto nv = changes_v->FindMember("new_value");
+      if (ov != changes_v->MemberEnd() && nv != changes_v->MemberEnd() && ov->value.IsObject() &&
+          nv->value.IsObject()) {
+        computed_fields = compute_changed_fields(ov->value, nv->value);
+        add_changed_fields = true;
+      }
+    }
+  }
+
+  // ---- the result ----
+  std::optional<std::string> outcome_status, outcome_code;
+  if (const Value* oc = f.get("outcome")) {
+    if (oc->IsString()) {
+      const std::string u = upper(sv(*oc));
+      if (u == "SUCCESS" || u == "FAILURE") {
+        outcome_status = u;
+      } else if (u == "DENIED") {  // shorthand for an authorization refusal
+        outcome_status = "FAILURE";
+        outcome_code = "denied";
+      } else {
+        return payload_error("data.outcome '" + std::string(sv(*oc)) + "' is not SUCCESS or FAILURE");
+      }
+    } else if (oc->IsObject()) {
+      fields of(*oc, "data.outcome");
+      std::optional<std::string> status;
+      if (!of.string("status", status, true, 0, err) || !of.string("error_code", outcome_code, false, kMaxIdLength, err) ||
+          !of.only_known({"status", "error_code"}, err))
+        return err;
+      const std::string u = upper(*status);
+      if (u != "SUCCESS" && u != "FAILURE")
+        return payload_error("data.outcome.status '" + *status + "' is not SUCCESS or FAILURE");
+      outcome_status = u;
+    } else {
+      return payload_error("data.outcome must be an object {status, error_code}");
+    }
+  }
+
+  const Value* metadata_v = f.get("metadata");
+  if (metadata_v && !metadata_v->IsObject()) return payload_error("data.metadata must be an object");
+
+  // ---- defaults from the envelope ----
+  if (!source_service) source_service = env.source;
+  if (!trace_id)
+    if (const auto* tp = env.extension("traceparent"); tp && tp->type == ce_extension::kind::string)
+      trace_id = trace_id_from_traceparent(tp->text);
+  int64_t occurred_us;
+  if (occurred_text) {
+    auto t = parse_rfc3339_us(*occurred_text);
+    if (!t) return payload_error("data.occurred_at '" + *occurred_text + "' is not an RFC 3339 timestamp");
+    occurred_us = *t;
+  } else if (env.time_us) {
+    occurred_us = *env.time_us;
+  } else {
+    occurred_us = receive_time_us;
+  }
+  const std::string occurred = format_rfc3339_us(occurred_us);
+
+  // ---- extra: extensions and unknown payload fields, kept verbatim ----
+  std::string extra;
+  {
+    bool any_unknown = false;
+    for (auto m = data.MemberBegin(); m != data.MemberEnd() && !any_unknown; ++m)
+      any_unknown = !is_known_payload_field(sv(m->name));
+    if (any_unknown || !env.extensions.empty() || env.dataschema) {
+      rapidjson::StringBuffer sb;
+      json_writer w(sb);
+      w.StartObject();
+      if (env.dataschema) {
+        w.Key("dataschema");
+        write_string(w, *env.dataschema);
+      }
+      if (!env.extensions.empty()) {
+        w.Key("extensions");
+        w.StartObject();
+        for (const auto& e : env.extensions) {
+          write_key(w, e.name);
+          if (e.type == ce_extension::kind::string) write_string(w, e.text);
+          else if (e.type == ce_extension::kind::boolean) w.Bool(e.text == "true");
+          else w.RawValue(e.text.data(), e.text.size(), rapidjson::kNumberType);
+        }
+        w.EndObject();
+      }
+      if (any_unknown) {
+        w.Key("unknown");
+        w.StartObject();
+        for (auto m = data.MemberBegin(); m != data.MemberEnd(); ++m) {
+          if (is_known_payload_field(sv(m->name))) continue;
+          write_key(w, sv(m->name));
+          m->value.Accept(w);
+        }
+        w.EndObject();
+      }
+      w.EndObject();
+      extra.assign(sb.GetString(), sb.GetSize());
+    }
+  }
+
+  std::string changes_json;
+  if (changes_v) {
+    rapidjson::StringBuffer sb;
+    json_writer w(sb);
+    w.StartObject();
+    for (auto m = changes_v->MemberBegin(); m != changes_v->MemberEnd(); ++m) {
+      w.Key(m->name.GetString(), m->name.GetStringLength());
+      m->value.Accept(w);
+    }
+    if (add_changed_fields) {
+      w.Key("changed_fields");
+      w.StartArray();
+      for (const auto& c : computed_fields) write_string(w, c);
+      w.EndArray();
+    }
+    w.EndObject();
+    changes_json.assign(sb.GetString(), sb.GetSize());
+  }
+  const std::string related_json = related_v ? render(*related_v) : std::string();
+  const std::string metadata_json = metadata_v ? render(*metadata_v) : std::string();
+
+  // ---- the COPY row (see sinks/event_columns.h for the order) ----
+  out.copy_tail.clear();
+  {
+    copy_text::row_builder row(out.copy_tail);
+    row.text(*tenant);
+    row.text(occurred);
+    row.text(env.source);
+    row.text(env.id);
+    row.text(env.type);
+    row.optional_text(env.subject ? *env.subject : std::string_view(), env.subject.has_value());
+    row.text(to_string(mode));
+    row.text(*action);
+    row.text(category);
+    row.text(severity);
+    row.text(*actor_type);
+    row.text(*actor_id);
+    row.optional_text(actor_name ? *actor_name : "", actor_name.has_value());
+    row.optional_text(actor_ip ? *actor_ip : "", actor_ip.has_value());
+    row.optional_text(actor_ua ? *actor_ua : "", actor_ua.has_value());
+    row.optional_text(actor_session ? *actor_session : "", actor_session.has_value());
+    row.text(resource.type);
+    row.text(resource.id);
+    row.optional_text(related_json, related_v != nullptr);
+    row.optional_text(changes_json, changes_v != nullptr);
+    row.optional_text(outcome_status ? *outcome_status : "", outcome_status.has_value());
+    row.optional_text(outcome_code ? *outcome_code : "", outcome_code.has_value());
+    row.optional_text(description ? *description : "", description.has_value());
+    row.optional_text(metadata_json, metadata_v != nullptr);
+    row.optional_text(correlation_id ? *correlation_id : "", correlation_id.has_value());
+    row.optional_text(request_id ? *request_id : "", request_id.has_value());
+    row.text(*source_service);
+    row.optional_text(trace_id ? *trace_id : "", trace_id.has_value());
+    row.optional_text(extra, !extra.empty());
+    row.end_row();
+  }
+
+  // ---- the committed CloudEvent: normalized payload ----
+  {
+    rapidjson::StringBuffer sb;
+    json_writer w(sb);
+    auto opt = [&](const char* key, const std::optional<std::string>& v) {
+      if (!v) return;
+      w.Key(key);
+      write_string(w, *v);
+    };
+    w.StartObject();
+    w.Key("tenant_id");
+    write_string(w, *tenant);
+    w.Key("occurred_at");
+    write_string(w, occurred);
+    w.Key("action");
+    write_string(w, *action);
+    w.Key("category");
+    write_string(w, category);
+    w.Key("severity");
+    write_string(w, severity);
+    w.Key("actor");
+    w.StartObject();
+    w.Key("type");
+    write_string(w, *actor_type);
+    w.Key("id");
+    write_string(w, *actor_id);
+    opt("display_name", actor_name);
+    opt("ip", actor_ip);
+    opt("user_agent", actor_ua);
+    opt("session_id", actor_session);
+    w.EndObject();
+    w.Key("primary_resource");
+    w.StartObject();
+    w.Key("type");
+    write_string(w, resource.type);
+    w.Key("id");
+    write_string(w, resource.id);
+    w.EndObject();
+    if (related_v) {
+      w.Key("related_resources");
+      w.RawValue(related_json.data(), related_json.size(), rapidjson::kArrayType);
+    }
+    if (changes_v) {
+      w.Key("changes");
+      w.RawValue(changes_json.data(), changes_json.size(), rapidjson::kObjectType);
+    }
+    if (outcome_status) {
+      w.Key("outcome");
+      w.StartObject();
+      w.Key("status");
+      write_string(w, *outcome_status);
+      opt("error_code", outcome_code);
+      w.EndObject();
+    }
+    opt("description", description);
+    if (metadata_v) {
+      w.Key("metadata");
+      w.RawValue(metadata_json.data(), metadata_json.size(), rapidjson::kObjectType);
+    }
+    opt("correlation_id", correlation_id);
+    opt("request_id", request_id);
+    opt("source_service", source_service);
+    opt("trace_id", trace_id);
+    for (auto m = data.MemberBegin(); m != data.MemberEnd(); ++m) {
+      if (is_known_payload_field(sv(m->name))) continue;
+      write_key(w, sv(m->name));
+      m->value.Accept(w);
+    }
+    w.EndObject();
+    out.data_json.assign(sb.GetString(), sb.GetSize());
+  }
+  {
+    rapidjson::StringBuffer sb;
+    json_writer w(sb);
+    w.StartObject();
+    w.Key("specversion");
+    w.String("1.0");
+    w.Key("id");
+    write_string(w, env.id);
+    w.Key("source");
+    write_string(w, env.source);
+    w.Key("type");
+    write_string(w, env.type);
+    w.Key("time");
+    write_string(w, occurred);
+    if (env.subject) {
+      w.Key("subject");
+      write_string(w, *env.subject);
+    }
+    w.Key("datacontenttype");
+    w.String("application/json");
+    w.Key("tenantid");
+    write_string(w, *tenant);
+    for (const auto& e : env.extensions) {
+      if (e.name == "tenantid" || e.name == "sequence" || e.name == "recordedtime") continue;
+      write_key(w, e.name);
+      if (e.type == ce_extension::kind::string) write_string(w, e.text);
+      else if (e.type == ce_extension::kind::boolean) w.Bool(e.text == "true");
+      else w.RawValue(e.text.data(), e.text.size(), rapidjson::kNumberType);
+    }
+    w.EndObject();
+    out.committed_head.assign(sb.GetString(), sb.GetSize() - 1);  // drop the closing brace
+    out.committed_head.push_back(',');
+  }
+
+  out.tenant_id = std::move(*tenant);
+  out.ce_source = env.source;
+  out.ce_id = env.id;
+  out.occurred_at_us = occurred_us;
+  out.mode = mode;
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------
+
+event_decoder::event_decoder(decoder_limits limits) : limits_(limits), pool_(64 * 1024), stack_pool_(16 * 1024) {}
+
+decode_outcome event_decoder::decode(inbound_message& msg) {
+  decode_outcome result;
+  pool_.Clear();
+  stack_pool_.Clear();
+  json_document doc(&pool_, 16 * 1024, &stack_pool_);
+
+  auto reject = [&](rejection r) {
+    result.records.clear();
+    result.rejected = std::move(r);
+    return std::move(result);
+  };
+
+  // Which content mode? Headers decide first; a header-less body decides by its shape.
+  const std::string* content_type = msg.header("Content-Type");
+  const std::string essence = content_type ? media_type_essence(*content_type) : std::string();
+  const bool binary = msg.header("ce-specversion") != nullptr;
+  bool batch = essence == "application/cloudevents-batch+json";
+  const bool structured_declared = essence == "application/cloudevents+json";
+
+  if (binary) {
+    result.mode = ingest_mode::binary;
+    if (msg.data.size() > limits_.max_event_bytes)
+      return reject({reason::too_large, "event of " + std::to_string(msg.data.size()) +
+                                            " bytes exceeds the limit of " + std::to_string(limits_.max_event_bytes)});
+    ce_envelope env;
+    if (auto r = parse_binary_envelope(msg.headers, env)) return reject(std::move(*r));
+    if (env.datacontenttype && !is_json_media_type(*env.datacontenttype))
+      return reject({reason::unsupported_content,
+                     "datacontenttype '" + *env.datacontenttype + "' is not JSON; Trail's audit payload is a JSON object"});
+    if (auto r = parse_json(msg.data, doc)) return reject(std::move(*r));
+    if (auto r = check_storable(doc, limits_.max_depth)) return reject(std::move(*r));
+    audit_record rec;
+    if (auto r = build_record(env, doc, ingest_mode::binary, msg.stream_time_us, rec)) return reject(std::move(*r));
+    rec.origin = &msg;
+    result.records.push_back(std::move(rec));
+    return result;
+  }
+
+  // Structured, batch or bare: the body is JSON.
+  size_t first = 0;
+  while (first < msg.data.size() && std::isspace(static_cast<unsigned char>(msg.data[first]))) ++first;
+  if (!batch && !structured_declared && first < msg.data.size() && msg.data[first] == '[') batch = true;
+  const size_t limit = batch ? limits_.max_batch_bytes : limits_.max_event_bytes;
+  result.mode = batch ? ingest_mode::batch : ingest_mode::structured;
+  if (msg.data.size() > limit)
+    return reject({reason::too_large, "message of " + std::to_string(msg.data.size()) +
+                                          " bytes exceeds the limit of " + std::to_string(limit)});
+  if (auto r = parse_json(msg.data, doc)) return reject(std::move(*r));
+  if (auto r = check_storable(doc, limits_.max_depth)) return reject(std::move(*r));
+
+  if (batch) {
+    std::vector<ce_envelope> envs;
+    if (auto r = parse_batch_envelopes(doc, envs)) return reject(std::move(*r));
+    if (envs.size() > limits_.max_batch_events)
+      return reject({reason::too_large, "batch of " + std::to_string(envs.size()) +
+                                            " events exceeds the limit of " + std::to_string(limits_.max_batch_events)});
+    result.records.reserve(envs.size());
+    for (size_t i = 0; i < envs.size(); ++i) {
+      const auto& env = envs[i];
+      audit_record rec;
+      if (env.data_base64 || !env.data)
+        return reject({reason::batch_invalid, "batch element " + std::to_string(i) +
+                                                  ": the audit payload must be a JSON object in 'data'"});
+      if (env.datacontenttype && !is_json_media_type(*env.datacontenttype))
+        return reject({reason::batch_invalid, "batch element " + std::to_string(i) + ": datacontenttype '" +
+                                                  *env.datacontenttype + "' is not JSON"});
+      if (auto r = build_record(env, *env.data, ingest_mode::batch, msg.stream_time_us, rec))
+        return reject({reason::batch_invalid, "batch element " + std::to_string(i) + ": " + r->message});
+      rec.origin = &msg;
+      result.records.push_back(std::move(rec));
+    }
+    return result;
+  }
+
+  if (!doc.IsObject()) return reject({reason::envelope_invalid, "the message body must be a JSON object or array"});
+  const bool has_spec = doc.HasMember("specversion");
+  if (!has_spec && !structured_declared) {
+    // Bare audit object: Trail supplies the envelope. The id derives from the
+    // message's stream position so that a redelivery keeps its identity.
+    result.mode = ingest_mode::bare;
+    ce_envelope env;
+    env.specversion = "1.0";
+    const uint64_t ms = static_cast<uint64_t>(msg.stream_time_us / 1000);
+    env.id = uuid_v7(ms, mix64(msg.stream_seq), mix64(msg.stream_seq ^ static_cast<uint64_t>(msg.stream_time_us)));
+    auto svc = doc.FindMember("source_service");
+    env.source = (svc != doc.MemberEnd() && svc->value.IsString() && svc->value.GetStringLength() > 0)
+                     ? std::string(sv(svc->value))
+                     : std::string("trail:bare");
+    env.type = "trail.audit.v1";
+    audit_record rec;
+    if (auto r = build_record(env, doc, ingest_mode::bare, msg.stream_time_us, rec)) return reject(std::move(*r));
+    rec.origin = &msg;
+    result.records.push_back(std::move(rec));
+    return result;
+  }
+
+  ce_envelope env;
+  if (auto r = parse_structured_envelope(doc, env)) return reject(std::move(*r));
+  if (env.datacontenttype && !is_json_media_type(*env.datacontenttype))
+    return reject({reason::unsupported_content,
+                   "datacontenttype '" + *env.datacontenttype + "' is not JSON; Trail's audit payload is a JSON object"});
+  json_document inner(&pool_, 16 * 1024, &stack_pool_);
+  const Value* data = env.data;
+  if (env.data_base64) {
+    auto bytes = decode_base64(*env.data_base64);
+    if (!bytes) return reject({reason::envelope_invalid, "data_base64 is not valid base64"});
+    if (auto r = parse_json(*bytes, inner)) return reject({r->code, "data_base64: " + r->message});
+    if (auto r = check_storable(inner, limits_.max_depth)) return reject(std::move(*r));
+    data = &inner;
+  }
+  if (!data) return reject({reason::payload_invalid, "the event has no data; Trail needs the audit payload in 'data'"});
+  audit_record rec;
+  if (auto r = build_record(env, *data, ingest_mode::structured, msg.stream_time_us, rec)) return reject(std::move(*r));
+  rec.origin = &msg;
+  result.records.push_back(std::move(rec));
+  return result;
+}
+
+}  // namespace trail

@@ -1,0 +1,64 @@
+#pragma once
+// Turns one broker message into validated audit records, or into a rejection.
+// Pure and single-threaded: each validator actor owns one event_decoder (and
+// with it the parse buffers it reuses from message to message).
+
+#include <rapidjson/document.h>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors/cloudevent.h"
+#include "common/record.h"
+
+namespace trail {
+
+struct decoder_limits {
+  size_t max_event_bytes = 256 * 1024;        // one event (structured, binary or bare body)
+  size_t max_batch_bytes = 4 * 1024 * 1024;   // one batch-mode message
+  size_t max_batch_events = 1000;             // events in one batch-mode message
+  size_t max_depth = 64;                      // JSON nesting depth
+};
+
+struct decode_outcome {
+  ingest_mode mode = ingest_mode::structured;
+  std::vector<audit_record> records;
+  std::optional<rejection> rejected;  // set: the whole message is refused
+};
+
+class event_decoder {
+ public:
+  explicit event_decoder(decoder_limits limits = {});
+  // `msg` must outlive the records (they point back at it).
+  decode_outcome decode(inbound_message& msg);
+
+ private:
+  decoder_limits limits_;
+  rapidjson::MemoryPoolAllocator<> pool_;
+  rapidjson::MemoryPoolAllocator<> stack_pool_;
+};
+
+using json_document = rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>,
+                                                 rapidjson::MemoryPoolAllocator<>>;
+
+// Parses JSON as Trail does everywhere: iteratively (deep nesting cannot blow
+// the stack), with UTF-8 validation and full-precision numbers.
+std::optional<rejection> parse_json(std::string_view text, json_document& doc);
+
+// Rejects what PostgreSQL cannot store or what Trail refuses to nest: NUL
+// characters, UTF-16 surrogates encoded in UTF-8, numbers beyond JSONB's
+// range, nesting deeper than `max_depth`. Iterative.
+std::optional<rejection> check_storable(const rapidjson::Value& v, size_t max_depth);
+
+// Validates the audit payload of one event and renders its record.
+// `receive_time_us` is the occurred_at of last resort.
+std::optional<rejection> build_record(const ce_envelope& env, const rapidjson::Value& data,
+                                      ingest_mode mode, int64_t receive_time_us, audit_record& out);
+
+// Top-level keys whose values differ between two objects, sorted.
+std::vector<std::string> compute_changed_fields(const rapidjson::Value& old_value,
+                                                const rapidjson::Value& new_value);
+
+}  // namespace trail

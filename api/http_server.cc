@@ -1,0 +1,75 @@
+#include "api/http_server.h"
+
+#include <httplib.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "common/log.h"
+
+namespace trail {
+
+bool split_host_port(const std::string& addr, std::string& host, int& port) {
+  const auto colon = addr.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = addr.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "0.0.0.0";
+  try {
+    size_t used = 0;
+    port = std::stoi(addr.substr(colon + 1), &used);
+    return used == addr.size() - colon - 1 && port >= 0 && port <= 65535;
+  } catch (...) {
+    return false;
+  }
+}
+
+http_server::http_server(health& h) : health_(h), server_(std::make_unique<httplib::Server>()) {}
+
+http_server::~http_server() { stop(); }
+
+bool http_server::start(const std::string& addr) {
+  std::string host;
+  int port = 0;
+  if (!split_host_port(addr, host, port)) {
+    log::error("http", "http.addr is not host:port", {{"addr", addr}});
+    return false;
+  }
+  server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("{\"status\":\"ok\"}", "application/json");
+  });
+  server_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    const bool ready = health_.ready() && !draining_;
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    w.Key("status");
+    w.String(ready ? "ready" : "not_ready");
+    w.Key("nats_connected");
+    w.Bool(health_.nats_connected);
+    w.Key("consumer_running");
+    w.Bool(health_.consumer_running);
+    w.Key("postgres_writers_connected");
+    w.Int(health_.writers_connected);
+    w.Key("postgres_writers");
+    w.Int(health_.writers_total);
+    w.Key("draining");
+    w.Bool(draining_);
+    w.EndObject();
+    res.status = ready ? 200 : 503;
+    res.set_content(sb.GetString(), "application/json");
+  });
+  if (!server_->bind_to_port(host.c_str(), port)) {
+    log::error("http", "cannot listen", {{"addr", addr}});
+    return false;
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  log::info("http", "listening", {{"addr", addr}});
+  return true;
+}
+
+void http_server::stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace trail

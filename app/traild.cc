@@ -1,0 +1,220 @@
+// traild: Trail's audit-log service.
+//
+//   traild [--config FILE] run        consume audit.events into PostgreSQL (the default)
+//   traild [--config FILE] migrate    apply the schema migrations
+//   traild config defaults            print every setting at its default (config/trail.toml)
+//   traild [--config FILE] config show   print the effective settings, secrets masked
+//
+// Threads of `run`: main (start-up, then shutdown), a signal waiter, the fetch
+// thread, CAF's scheduler (validators, router, batchers), one thread per
+// PostgreSQL writer, the commit finalizer, the dead-letter publisher, the
+// partition keeper, the HTTP server's pool and the metrics exposer.
+
+#include <CLI/CLI.hpp>
+#include <prometheus/exposer.h>
+#include <signal.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "actors/pipeline.h"
+#include "api/http_server.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "config/config.h"
+#include "ingest/dead_letter.h"
+#include "ingest/finalizer.h"
+#include "ingest/jetstream.h"
+#include "sinks/postgres_writer.h"
+#include "store/migrate.h"
+
+namespace {
+
+using namespace trail;
+
+// Set by the signal thread; everything that waits checks it.
+std::atomic<bool> g_stop{false};
+std::mutex g_stop_mu;
+std::condition_variable g_stop_cv;
+
+void start_signal_thread(const sigset_t& set) {
+  std::thread([set] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    log::info("traild", "shutdown requested", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    {
+      std::lock_guard<std::mutex> lock(g_stop_mu);
+      g_stop = true;
+    }
+    g_stop_cv.notify_all();
+    // A second signal means "now".
+    sigwait(&set, &sig);
+    log::warn("traild", "second signal: exiting without waiting");
+    std::_Exit(1);
+  }).detach();
+}
+
+void log_effective_config(const config& c) {
+  std::vector<log::field> fields;
+  for (auto& [k, v] : describe(c)) fields.emplace_back(k, v);
+  fields.emplace_back("version", TRAIL_VERSION);
+  log::write(log::level::info, "config", "effective configuration", fields);
+}
+
+int run(const config& cfg) {
+  log_effective_config(cfg);
+  health h;
+
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(cfg.metrics_addr);
+    exposer->RegisterCollectable(metrics::get().registry());
+  } catch (const std::exception& e) {
+    log::error("metrics", "cannot serve metrics", {{"addr", cfg.metrics_addr}, {"error", e.what()}});
+    return 1;
+  }
+  http_server http(h);
+  if (!http.start(cfg.http_addr)) return 1;
+
+  // The schema must be migrated (`traild migrate`) before traild consumes.
+  const int latest = embedded_migrations().empty() ? 0 : embedded_migrations().back().version;
+  for (int64_t backoff_ms = 200;; backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000)) {
+    std::string err;
+    const int v = schema_version(cfg.pg_dsn, &err);
+    if (v == latest) break;
+    if (v >= 0) {
+      log::error("traild", "the database schema is not at this traild's version; run `traild migrate` first",
+                 {{"schema_version", v}, {"expected", latest}});
+      return 2;
+    }
+    log::warn("traild", "cannot reach PostgreSQL; retrying", {{"error", err}, {"retry_ms", backoff_ms}});
+    std::unique_lock<std::mutex> lock(g_stop_mu);
+    if (g_stop_cv.wait_for(lock, std::chrono::milliseconds(backoff_ms), [] { return g_stop.load(); })) return 0;
+  }
+  auto keep_partitions = [&cfg] {
+    std::string err;
+    if (!ensure_partitions(cfg.pg_dsn, static_cast<int>(cfg.partitions_behind_days), static_cast<int>(cfg.partitions_ahead_days), &err))
+      log::warn("partitions", "could not create partitions ahead; events still land in the default partition", {{"error", err}});
+  };
+  keep_partitions();
+
+  jetstream_source source(cfg, h);
+  if (!source.connect(g_stop)) return g_stop ? 0 : 1;
+
+  dead_letter_publisher dlq(cfg, source);
+  commit_finalizer finalizer(cfg, source, dlq);
+  postgres_writer_pool writers(cfg, finalizer, h);
+  actor_pipeline pipeline(cfg, writers, dlq);
+  dlq.start();
+  finalizer.start();
+  writers.start();
+  source.start_fetching([&pipeline](std::vector<inbound_message*>&& chunk) { pipeline.deliver(std::move(chunk)); });
+  log::info("traild", "consuming", {{"stream", cfg.stream}, {"consumer", cfg.consumer}});
+
+  std::thread partition_keeper([&] {
+    std::unique_lock<std::mutex> lock(g_stop_mu);
+    while (!g_stop_cv.wait_for(lock, std::chrono::hours(1), [] { return g_stop.load(); })) {
+      lock.unlock();
+      keep_partitions();
+      lock.lock();
+    }
+  });
+
+  {
+    std::unique_lock<std::mutex> lock(g_stop_mu);
+    g_stop_cv.wait(lock, [] { return g_stop.load(); });
+  }
+
+  // Graceful shutdown: stop pulling, flush what is held, commit, ack, exit.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.shutdown_deadline_s);
+  http.set_draining();
+  source.stop_fetching();
+  pipeline.flush_all();
+  const bool drained = source.gate().wait_drained(deadline);
+  if (!drained) {
+    log::warn("traild", "shutdown deadline reached; what is not committed stays un-acked and will be redelivered",
+              {{"inflight_events", source.gate().events()}});
+    writers.abandon();
+  }
+  pipeline.stop();
+  writers.stop();
+  finalizer.stop();
+  dlq.stop();
+  partition_keeper.join();
+  source.close();
+  http.stop();
+  log::info("traild", "stopped", {{"drained", drained ? "true" : "false"}});
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Signals are taken by one thread with sigwait; every other thread inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"traild: Trail's audit-log service"};
+  std::string config_path;
+  if (const char* p = std::getenv("TRAIL_CONFIG")) config_path = p;
+  std::string log_format, log_level;
+  app.add_option("-c,--config", config_path, "TOML config file (default: $TRAIL_CONFIG, else built-in defaults)");
+  app.add_option("--log-format", log_format, "json or text (overrides log.format)");
+  app.add_option("--log-level", log_level, "debug, info, warn or error (overrides log.level)");
+  auto* run_cmd = app.add_subcommand("run", "consume audit events into PostgreSQL (the default)");
+  auto* migrate_cmd = app.add_subcommand("migrate", "apply the schema migrations and exit");
+  auto* config_cmd = app.add_subcommand("config", "print configuration");
+  auto* defaults_cmd = config_cmd->add_subcommand("defaults", "every setting at its default, as TOML");
+  auto* show_cmd = config_cmd->add_subcommand("show", "the effective settings, secrets masked");
+  config_cmd->require_subcommand(1);
+  app.require_subcommand(0, 1);
+  CLI11_PARSE(app, argc, argv);
+
+  if (defaults_cmd->parsed()) {
+    std::cout << default_config_toml();
+    return 0;
+  }
+  config cfg;
+  try {
+    auto env = process_environment();
+    if (!log_format.empty()) env["TRAIL_LOG_FORMAT"] = log_format;
+    if (!log_level.empty()) env["TRAIL_LOG_LEVEL"] = log_level;
+    cfg = load_config(config_path, env);
+  } catch (const config_error& e) {
+    std::fprintf(stderr, "traild: configuration error: %s\n", e.what());
+    return 2;
+  }
+  const log::level lvl = cfg.log_level == "debug" ? log::level::debug
+                         : cfg.log_level == "warn" ? log::level::warn
+                         : cfg.log_level == "error" ? log::level::error
+                                                    : log::level::info;
+  log::configure(cfg.log_format == "json", lvl);
+
+  if (show_cmd->parsed()) {
+    for (auto& [k, v] : describe(cfg)) std::cout << k << " = " << v << "\n";
+    return 0;
+  }
+  if (migrate_cmd->parsed()) {
+    auto r = apply_migrations(cfg.pg_dsn);
+    if (!r.ok) {
+      log::error("migrate", "migration failed", {{"error", r.error}});
+      return 1;
+    }
+    std::string err;
+    if (!ensure_partitions(cfg.pg_dsn, static_cast<int>(cfg.partitions_behind_days), static_cast<int>(cfg.partitions_ahead_days), &err))
+      log::warn("partitions", "could not create partitions", {{"error", err}});
+    log::info("migrate", "schema is up to date", {{"version", r.version}, {"applied", r.applied}});
+    return 0;
+  }
+  (void)run_cmd;
+  start_signal_thread(set);
+  return run(cfg);
+}

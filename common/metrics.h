@@ -1,0 +1,61 @@
+#pragma once
+// Trail's Prometheus metrics, declared in one place. Every component counts
+// through this struct; `GET /metrics` on metrics.addr serves the registry.
+// Labels stay low-cardinality: never a tenant.
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "common/record.h"
+
+namespace trail {
+
+class metrics {
+  // Declared first: the references below are initialized from it.
+  std::shared_ptr<prometheus::Registry> registry_;
+
+ public:
+  static metrics& get();
+
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+  prometheus::Counter& received(ingest_mode m) { return *received_[static_cast<int>(m)]; }
+  prometheus::Counter& dead_lettered(const std::string& reason);
+
+  prometheus::Counter& committed;
+  prometheus::Counter& duplicates;
+  prometheus::Counter& redeliveries;
+  prometheus::Counter& republish_ok;
+  prometheus::Counter& republish_failed;
+  prometheus::Counter& commits;
+  prometheus::Counter& db_errors;
+  prometheus::Histogram& batch_events;
+  prometheus::Histogram& flush_seconds;
+  prometheus::Gauge& inflight_events;
+  prometheus::Gauge& inflight_bytes;
+  prometheus::Gauge& batchers;
+
+ private:
+  metrics();
+  prometheus::Counter* received_[4];
+  prometheus::Family<prometheus::Counter>& dlq_family_;
+};
+
+// Readiness as /readyz reports it: each part sets its own flag.
+struct health {
+  std::atomic<bool> nats_connected{false};
+  std::atomic<bool> consumer_running{false};
+  std::atomic<int> writers_connected{0};
+  std::atomic<int> writers_total{0};
+  bool ready() const {
+    return nats_connected && consumer_running && writers_total > 0 && writers_connected == writers_total;
+  }
+};
+
+}  // namespace trail

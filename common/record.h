@@ -1,0 +1,82 @@
+#pragma once
+// The two objects that travel through Trail's pipeline.
+//
+// inbound_message: one JetStream message, from the fetch thread until its final
+// disposition (ack after commit, or term after the dead letter is stored).
+// Ownership: created by the fetch thread; read-only for validators; destroyed
+// by whichever thread brings `outstanding` to zero (the commit finalizer) or by
+// the dead-letter thread. The broker handle inside is opaque here so that
+// actors/ and sinks/ never see nats.c.
+//
+// audit_record: one validated audit event, ready to be written. Created by a
+// validator actor; moved through the tenant batcher into a writer's queue;
+// the writer assigns `sequence` and `recorded_at_us` inside its transaction.
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace trail {
+
+enum class ingest_mode : uint8_t { structured = 0, binary = 1, batch = 2, bare = 3 };
+const char* to_string(ingest_mode m);
+
+struct inbound_message {
+  void* handle = nullptr;        // natsMsg*, owned (see above)
+  std::string_view data;         // body; points into the message, valid while it lives
+  std::vector<std::pair<std::string, std::string>> headers;  // copied at fetch
+  std::string subject;
+  uint64_t stream_seq = 0;       // position in the AUDIT stream
+  uint64_t delivered = 1;        // JetStream delivery count (1 = first delivery)
+  int64_t stream_time_us = 0;    // when the broker stored it: Trail's "receive time"
+  int64_t fetched_at_us = 0;
+  // Number of events of this message not yet committed. Set once by the
+  // validator before any record is handed on; counted down by the finalizer.
+  std::atomic<uint32_t> outstanding{0};
+  // Set by the first dead letter published for this message (a batch-mode
+  // message is dead-lettered once even if several of its events are refused).
+  std::atomic<bool> dead_lettered{false};
+
+  // Case-insensitive header lookup; nullptr when absent.
+  const std::string* header(std::string_view name) const;
+};
+
+struct audit_record {
+  inbound_message* origin = nullptr;  // not owned
+  std::string tenant_id;
+  std::string ce_source;
+  std::string ce_id;
+  int64_t occurred_at_us = 0;
+  ingest_mode mode = ingest_mode::structured;
+  // COPY text-format columns after `sequence`, tab-separated, ending in '\n';
+  // rendered by the validator so that writers only prepend the sequence.
+  std::string copy_tail;
+  // The committed CloudEvent, split around the fields known only after COMMIT:
+  // committed_head + "\"sequence\":\"…\",\"recordedtime\":\"…\"," + "\"data\":" + data_json + "}"
+  std::string committed_head;
+  std::string data_json;
+  // Assigned by the writer.
+  int64_t sequence = 0;
+  int64_t recorded_at_us = 0;
+  bool duplicate = false;  // already stored by an earlier delivery
+
+  size_t approx_bytes() const {
+    return copy_tail.size() + committed_head.size() + data_json.size() + tenant_id.size() +
+           ce_source.size() + ce_id.size() + sizeof(*this);
+  }
+};
+
+using record_batch = std::vector<audit_record>;
+
+// Why a message or event was refused: `code` is a stable machine-readable
+// reason (a metric label and the Trail-Dlq-Reason header); `message` speaks to
+// the publisher.
+struct rejection {
+  std::string code;
+  std::string message;
+};
+
+}  // namespace trail

@@ -1,0 +1,279 @@
+#include "config/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <regex>
+#include <sstream>
+#include <thread>
+#include <variant>
+
+extern char** environ;
+
+namespace trail {
+namespace {
+
+struct knob {
+  const char* name;  // "section.key"
+  std::variant<std::string config::*, int64_t config::*, bool config::*> field;
+  std::variant<const char*, int64_t, bool> fallback;
+  const char* unit;
+  const char* meaning;
+  int64_t min = 0;
+  int64_t max = INT64_MAX;
+  bool secret = false;
+};
+
+constexpr int64_t KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
+constexpr int64_t kDay = 86400;
+
+const std::vector<knob>& knobs() {
+  static const std::vector<knob> all = {
+      {"nats.url", &config::nats_url, "nats://127.0.0.1:4222", "URL",
+       "NATS server(s), comma-separated; credentials in the URL are masked in logs", 0, 0, true},
+      {"nats.stream", &config::stream, "AUDIT", "name",
+       "JetStream stream capturing audit.events and audit.events.>; created at start if missing"},
+      {"nats.stream_max_age_s", &config::stream_max_age_s, int64_t{7 * kDay}, "seconds",
+       "how long the broker keeps audit events (0 = forever)"},
+      {"nats.stream_max_bytes", &config::stream_max_bytes, int64_t{-1}, "bytes",
+       "size limit of the audit stream (-1 = unlimited)", -1},
+      {"nats.duplicate_window_s", &config::duplicate_window_s, int64_t{120}, "seconds",
+       "window in which the broker drops publishes repeating a Nats-Msg-Id", 1},
+      {"nats.consumer", &config::consumer, "trail-ingest", "name",
+       "durable pull consumer shared by every traild replica"},
+      {"nats.ack_wait_s", &config::ack_wait_s, int64_t{60}, "seconds",
+       "redelivery timeout of an un-acked message; longer than linger + commit", 5},
+      {"nats.max_deliver", &config::max_deliver, int64_t{20}, "count",
+       "deliveries before the broker gives up on a message", 1},
+      {"nats.max_ack_pending", &config::max_ack_pending, int64_t{100000}, "messages",
+       "messages the broker lets traild hold un-acked; at least limits.inflight_max_events", 1},
+      {"nats.fetch_batch", &config::fetch_batch, int64_t{512}, "messages", "messages per pull request", 1, 10000},
+      {"nats.fetch_expires_ms", &config::fetch_expires_ms, int64_t{500}, "milliseconds",
+       "how long one pull request waits for messages", 10},
+      {"nats.dlq_subject", &config::dlq_subject, "audit.dlq", "subject", "where invalid events are dead-lettered"},
+      {"nats.dlq_stream", &config::dlq_stream, "AUDIT_DLQ", "name", "JetStream stream storing dead letters"},
+      {"nats.dlq_max_age_s", &config::dlq_max_age_s, int64_t{30 * kDay}, "seconds",
+       "how long dead letters are kept (0 = forever)"},
+      {"nats.committed_enabled", &config::committed_enabled, true, "bool",
+       "republish each committed event on <committed_prefix>.<tenant_id>"},
+      {"nats.committed_prefix", &config::committed_prefix, "audit.committed", "subject", "prefix of committed subjects"},
+      {"nats.committed_stream", &config::committed_stream, "AUDIT_COMMITTED", "name",
+       "JetStream stream capturing committed events so subscribers can replay (empty = core NATS only)"},
+      {"nats.committed_max_age_s", &config::committed_max_age_s, int64_t{7 * kDay}, "seconds",
+       "how long committed events are kept (0 = forever)"},
+      {"nats.committed_max_bytes", &config::committed_max_bytes, int64_t{-1}, "bytes",
+       "size limit of the committed stream (-1 = unlimited)", -1},
+      {"nats.publish_max_pending", &config::publish_max_pending, int64_t{65536}, "messages",
+       "asynchronous publishes awaiting the broker's acknowledgement", 1},
+
+      {"pg.dsn", &config::pg_dsn, "postgresql://postgres@127.0.0.1:5432/trail", "libpq DSN",
+       "PostgreSQL connection string; the password is masked in logs", 0, 0, true},
+      {"pg.writers", &config::writers, int64_t{2}, "connections",
+       "writer threads, each with its own connection; tenants are spread over them", 1, 64},
+      {"pg.txn_max_events", &config::txn_max_events, int64_t{4000}, "events",
+       "events merged into one COPY transaction", 1},
+      {"pg.txn_max_bytes", &config::txn_max_bytes, int64_t{16 * MiB}, "bytes",
+       "COPY bytes merged into one transaction", 1 * KiB},
+      {"pg.partitions_ahead_days", &config::partitions_ahead_days, int64_t{7}, "days",
+       "daily partitions kept created ahead of today"},
+      {"pg.partitions_behind_days", &config::partitions_behind_days, int64_t{7}, "days",
+       "daily partitions created behind today at start (late events; older ones go to the default partition)"},
+
+      {"batch.max_events", &config::batch_max_events, int64_t{1000}, "events",
+       "a tenant batch is flushed at this many events", 1},
+      {"batch.max_bytes", &config::batch_max_bytes, int64_t{2 * MiB}, "bytes",
+       "a tenant batch is flushed at this size", 1 * KiB},
+      {"batch.max_linger_ms", &config::batch_max_linger_ms, int64_t{20}, "milliseconds",
+       "a tenant batch is flushed this long after its first event", 1},
+      {"batch.idle_stop_s", &config::batcher_idle_s, int64_t{60}, "seconds",
+       "a tenant batcher that saw nothing for this long is stopped", 1},
+
+      {"validate.validators", &config::validators, int64_t{0}, "actors",
+       "validator actors (0 = one per core)", 0, 256},
+      {"validate.max_event_bytes", &config::max_event_bytes, int64_t{256 * KiB}, "bytes",
+       "largest accepted event", 1 * KiB},
+      {"validate.max_batch_bytes", &config::max_batch_bytes, int64_t{4 * MiB}, "bytes",
+       "largest accepted batch-mode message", 1 * KiB},
+      {"validate.max_batch_events", &config::max_batch_events, int64_t{1000}, "events",
+       "most events in one batch-mode message", 1},
+      {"validate.max_json_depth", &config::max_json_depth, int64_t{64}, "levels",
+       "deepest accepted JSON nesting", 4, 1000},
+
+      {"limits.inflight_max_events", &config::inflight_max_events, int64_t{20000}, "events",
+       "messages fetched and not yet acked or dead-lettered; fetching pauses at this bound", 1},
+      {"limits.inflight_max_bytes", &config::inflight_max_bytes, int64_t{64 * MiB}, "bytes",
+       "bytes of those messages; fetching pauses at this bound", 64 * KiB},
+
+      {"http.addr", &config::http_addr, "0.0.0.0:8080", "host:port", "HTTP API: /healthz, /readyz"},
+      {"metrics.addr", &config::metrics_addr, "0.0.0.0:9464", "host:port", "Prometheus /metrics"},
+      {"log.format", &config::log_format, "json", "json|text", "log line format"},
+      {"log.level", &config::log_level, "info", "debug|info|warn|error", "lowest level logged"},
+      {"shutdown.deadline_s", &config::shutdown_deadline_s, int64_t{25}, "seconds",
+       "on SIGTERM, time to flush and commit before exiting", 1},
+  };
+  return all;
+}
+
+std::string env_name(const std::string& knob_name) {
+  std::string out = "TRAIL_";
+  for (char c : knob_name) out.push_back(c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  return out;
+}
+
+void set_value(config& c, const knob& k, const std::string& text) {
+  std::visit(
+      [&](auto field) {
+        using T = std::remove_cvref_t<decltype(c.*field)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          c.*field = text;
+        } else if constexpr (std::is_same_v<T, bool>) {
+          if (text == "true" || text == "1" || text == "yes") c.*field = true;
+          else if (text == "false" || text == "0" || text == "no") c.*field = false;
+          else throw config_error(std::string(k.name) + ": '" + text + "' is not a boolean");
+        } else {
+          size_t pos = 0;
+          int64_t v = 0;
+          try {
+            v = std::stoll(text, &pos);
+          } catch (...) {
+            pos = 0;
+          }
+          if (pos != text.size() || text.empty())
+            throw config_error(std::string(k.name) + ": '" + text + "' is not an integer (" + k.unit + ")");
+          c.*field = v;
+        }
+      },
+      k.field);
+}
+
+void check_range(const config& c, const knob& k) {
+  if (const auto* f = std::get_if<int64_t config::*>(&k.field)) {
+    const int64_t v = c.**f;
+    if (v < k.min || v > k.max)
+      throw config_error(std::string(k.name) + " = " + std::to_string(v) + " is out of range [" +
+                         std::to_string(k.min) + ", " + std::to_string(k.max) + "]");
+  }
+}
+
+std::string value_text(const config& c, const knob& k) {
+  return std::visit(
+      [&](auto field) -> std::string {
+        using T = std::remove_cvref_t<decltype(c.*field)>;
+        if constexpr (std::is_same_v<T, std::string>) return c.*field;
+        else if constexpr (std::is_same_v<T, bool>) return c.*field ? "true" : "false";
+        else return std::to_string(c.*field);
+      },
+      k.field);
+}
+
+}  // namespace
+
+std::map<std::string, std::string> process_environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos && kv.rfind("TRAIL_", 0) == 0) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+config load_config(const std::string& path, const std::map<std::string, std::string>& env) {
+  config c{};
+  for (const auto& k : knobs()) {
+    std::visit(
+        [&](auto field) {
+          using T = std::remove_cvref_t<decltype(c.*field)>;
+          std::visit(
+              [&](auto def) {
+                if constexpr (std::is_same_v<T, std::string> && std::is_same_v<decltype(def), const char*>) c.*field = def;
+                else if constexpr (std::is_same_v<T, int64_t> && std::is_same_v<decltype(def), int64_t>) c.*field = def;
+                else if constexpr (std::is_same_v<T, bool> && std::is_same_v<decltype(def), bool>) c.*field = def;
+              },
+              k.fallback);
+        },
+        k.field);
+  }
+  if (!path.empty()) {
+    toml::table tbl;
+    try {
+      tbl = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+      std::ostringstream os;
+      os << "config file " << path << ": " << e.description() << " at line " << e.source().begin.line;
+      throw config_error(os.str());
+    }
+    // Every key in the file must be a known knob: a typo must not silently fall back to a default.
+    for (const auto& [section, node] : tbl) {
+      const auto* sub = node.as_table();
+      if (!sub) throw config_error("config file " + path + ": '" + std::string(section.str()) + "' must be a [section]");
+      for (const auto& [key, value] : *sub) {
+        const std::string name = std::string(section.str()) + "." + std::string(key.str());
+        auto it = std::find_if(knobs().begin(), knobs().end(), [&](const knob& k) { return name == k.name; });
+        if (it == knobs().end()) throw config_error("config file " + path + ": unknown setting '" + name + "'");
+        std::string text;
+        if (auto s = value.value<std::string>(); s && value.is_string()) text = *s;
+        else if (value.is_integer()) text = std::to_string(*value.value<int64_t>());
+        else if (value.is_boolean()) text = *value.value<bool>() ? "true" : "false";
+        else throw config_error("config file " + path + ": " + name + " has an unsupported value type");
+        set_value(c, *it, text);
+      }
+    }
+  }
+  for (const auto& k : knobs()) {
+    auto it = env.find(env_name(k.name));
+    if (it != env.end()) set_value(c, k, it->second);
+    check_range(c, k);
+  }
+  if (c.log_format != "json" && c.log_format != "text") throw config_error("log.format must be json or text");
+  if (c.max_ack_pending < c.inflight_max_events)
+    throw config_error("nats.max_ack_pending must be at least limits.inflight_max_events");
+  if (c.validators == 0) c.validators = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  return c;
+}
+
+std::string mask_secret(const std::string& v) {
+  // URL form: scheme://user:password@host  ->  scheme://user:****@host
+  static const std::regex url_pw(R"(^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)[^@]*@)");
+  // key/value form: password=secret
+  static const std::regex kv_pw(R"((password\s*=\s*)('[^']*'|\S+))");
+  std::string out = std::regex_replace(v, url_pw, "$1****@");
+  return std::regex_replace(out, kv_pw, "$1****");
+}
+
+std::vector<std::pair<std::string, std::string>> describe(const config& c) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& k : knobs()) {
+    std::string v = value_text(c, k);
+    out.emplace_back(k.name, k.secret ? mask_secret(v) : v);
+  }
+  return out;
+}
+
+std::string default_config_toml() {
+  config c = load_config("", {});
+  std::ostringstream os;
+  os << "# Trail configuration: every setting at its default, with its unit and meaning.\n"
+        "# Any setting can be overridden by an environment variable TRAIL_<SECTION>_<KEY>,\n"
+        "# e.g. nats.url -> TRAIL_NATS_URL, pg.dsn -> TRAIL_PG_DSN. All settings need a restart.\n"
+        "# Generated by `traild config defaults`; tests/unit/config_test.cc keeps this file in step.\n";
+  std::string section;
+  for (const auto& k : knobs()) {
+    std::string name = k.name;
+    const auto dot = name.find('.');
+    const std::string sec = name.substr(0, dot), key = name.substr(dot + 1);
+    if (sec != section) {
+      os << "\n[" << sec << "]\n";
+      section = sec;
+    }
+    os << "# " << k.meaning << " [" << k.unit << "; env " << env_name(k.name) << "]\n";
+    std::string v = value_text(c, k);
+    if (k.name == std::string("validate.validators")) v = "0";
+    if (std::holds_alternative<std::string config::*>(k.field)) os << key << " = \"" << v << "\"\n";
+    else os << key << " = " << v << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace trail

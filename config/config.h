@@ -1,0 +1,86 @@
+#pragma once
+// Trail's configuration: every knob is declared once in config.cc (name, unit,
+// default, meaning, whether it is secret), read from a TOML file and overridden
+// by TRAIL_<SECTION>_<KEY> environment variables (e.g. nats.url -> TRAIL_NATS_URL).
+// All knobs need a restart to change.
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace trail {
+
+struct config {
+  // [nats]
+  std::string nats_url;
+  std::string stream;
+  int64_t stream_max_age_s;
+  int64_t stream_max_bytes;
+  int64_t duplicate_window_s;
+  std::string consumer;
+  int64_t ack_wait_s;
+  int64_t max_deliver;
+  int64_t max_ack_pending;
+  int64_t fetch_batch;
+  int64_t fetch_expires_ms;
+  std::string dlq_subject;
+  std::string dlq_stream;
+  int64_t dlq_max_age_s;
+  bool committed_enabled;
+  std::string committed_prefix;
+  std::string committed_stream;
+  int64_t committed_max_age_s;
+  int64_t committed_max_bytes;
+  int64_t publish_max_pending;
+  // [pg]
+  std::string pg_dsn;
+  int64_t writers;
+  int64_t txn_max_events;
+  int64_t txn_max_bytes;
+  int64_t partitions_ahead_days;
+  int64_t partitions_behind_days;
+  // [batch]
+  int64_t batch_max_events;
+  int64_t batch_max_bytes;
+  int64_t batch_max_linger_ms;
+  int64_t batcher_idle_s;
+  // [validate]
+  int64_t validators;
+  int64_t max_event_bytes;
+  int64_t max_batch_bytes;
+  int64_t max_batch_events;
+  int64_t max_json_depth;
+  // [limits]
+  int64_t inflight_max_events;
+  int64_t inflight_max_bytes;
+  // [http] [metrics] [log] [shutdown]
+  std::string http_addr;
+  std::string metrics_addr;
+  std::string log_format;
+  std::string log_level;
+  int64_t shutdown_deadline_s;
+};
+
+struct config_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Defaults, then the file (if non-empty path), then the environment.
+// Throws config_error naming the knob on a bad value, an unknown key or a
+// value out of range.
+config load_config(const std::string& path, const std::map<std::string, std::string>& env);
+std::map<std::string, std::string> process_environment();
+
+// "name = value" lines of the effective config, secrets masked.
+std::vector<std::pair<std::string, std::string>> describe(const config& c);
+
+// A TOML document of every knob at its default, each with its unit and meaning
+// as a comment. config/trail.toml is this output (a test keeps them equal).
+std::string default_config_toml();
+
+// Replaces the password in a URL or libpq DSN with "****".
+std::string mask_secret(const std::string& value);
+
+}  // namespace trail

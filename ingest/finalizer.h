@@ -1,0 +1,46 @@
+#pragma once
+// What happens after COMMIT, on one thread of its own so writers go straight
+// back to the database:
+//   1. republish each committed event on <prefix>.<tenant_id> (asynchronously,
+//      with Nats-Msg-Id "<tenant>:<sequence>", so a repeat after a crash is
+//      dropped by the AUDIT_COMMITTED stream's duplicate window);
+//   2. count the event down on its source message; the last event acks it.
+// Both go out on the one NATS connection, publish first, so the broker never
+// sees the ack of a message whose committed event it has not received.
+
+#include <blockingconcurrentqueue.h>
+
+#include <atomic>
+#include <thread>
+
+#include "ingest/dead_letter.h"
+#include "ingest/jetstream.h"
+#include "sinks/sink.h"
+
+namespace trail {
+
+class commit_finalizer final : public commit_observer {
+ public:
+  commit_finalizer(const config& cfg, jetstream_source& source, dead_letter_publisher& dlq);
+  ~commit_finalizer() override;
+
+  void start();
+  void stop();  // finishes what is queued, then stops
+
+  void committed(std::vector<audit_record>&& records) override;
+  void refused(audit_record&& record, std::string code, std::string message) override;
+
+ private:
+  void run();
+  void republish(const audit_record& r);
+
+  const config& cfg_;
+  jetstream_source& source_;
+  dead_letter_publisher& dlq_;
+  moodycamel::BlockingConcurrentQueue<std::vector<audit_record>> queue_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::string buffer_;
+};
+
+}  // namespace trail

@@ -1,0 +1,311 @@
+#include "ingest/jetstream.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "common/log.h"
+#include "common/time.h"
+
+namespace trail {
+namespace {
+
+constexpr int64_t kNsPerSecond = 1000000000LL;
+constexpr int kDispatchChunk = 64;  // messages per hand-off to one validator
+
+void on_disconnected(natsConnection*, void* closure) {
+  static_cast<health*>(closure)->nats_connected = false;
+  log::warn("nats", "disconnected from NATS; reconnecting (un-acked messages stay with the broker)");
+}
+void on_reconnected(natsConnection*, void* closure) {
+  static_cast<health*>(closure)->nats_connected = true;
+  log::info("nats", "reconnected to NATS");
+}
+
+void on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void*) {
+  if (pa) {
+    metrics::get().republish_ok.Increment();
+  } else {
+    metrics::get().republish_failed.Increment();
+    log::warn("republish", "the broker did not confirm a committed event",
+              {{"subject", natsMsg_GetSubject(msg)},
+               {"error", pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(pae ? pae->Err : NATS_ERR)}});
+  }
+  natsMsg_Destroy(msg);
+}
+
+}  // namespace
+
+const char* nats_error_text(natsStatus s, jsErrCode jerr) {
+  static thread_local std::string text;
+  text = natsStatus_GetText(s);
+  if (jerr) text += " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")";
+  const char* last = nats_GetLastError(nullptr);
+  if (last && *last) text += ": " + std::string(last);
+  return text.c_str();
+}
+
+jetstream_source::jetstream_source(const config& cfg, health& h)
+    : cfg_(cfg), health_(h), gate_(cfg.inflight_max_events, cfg.inflight_max_bytes) {}
+
+jetstream_source::~jetstream_source() {
+  stop_fetching();
+  close();
+}
+
+bool jetstream_source::connect(const std::atomic<bool>& abort) {
+  natsOptions* opts = nullptr;
+  natsOptions_Create(&opts);
+  natsOptions_SetURL(opts, cfg_.nats_url.c_str());
+  natsOptions_SetName(opts, "traild");
+  natsOptions_SetMaxReconnect(opts, -1);  // forever: a broker outage is waited out
+  natsOptions_SetReconnectWait(opts, 250);
+  natsOptions_SetReconnectJitter(opts, 100, 1000);
+  natsOptions_SetReconnectBufSize(opts, 64 * 1024 * 1024);  // acks and publishes queued during a reconnect
+  natsOptions_SetPingInterval(opts, 5000);
+  natsOptions_SetMaxPingsOut(opts, 3);
+  natsOptions_SetDisconnectedCB(opts, on_disconnected, &health_);
+  natsOptions_SetReconnectedCB(opts, on_reconnected, &health_);
+
+  int64_t backoff_ms = 100;
+  while (!abort) {
+    natsStatus s = natsConnection_Connect(&nc_, opts);
+    if (s == NATS_OK) break;
+    log::warn("nats", "cannot connect to NATS; retrying",
+              {{"url", mask_secret(cfg_.nats_url)}, {"error", nats_error_text(s)}, {"retry_ms", backoff_ms}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+    backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
+  }
+  natsOptions_Destroy(opts);
+  if (!nc_) return false;
+  health_.nats_connected = true;
+
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = 10000;
+  jo.PublishAsync.MaxPending = cfg_.publish_max_pending;
+  jo.PublishAsync.AckHandler = on_publish_ack;
+  if (natsStatus s = natsConnection_JetStream(&js_, nc_, &jo); s != NATS_OK) {
+    log::error("nats", "cannot create a JetStream context", {{"error", nats_error_text(s)}});
+    return false;
+  }
+  const std::string stream_subject = "audit.events";
+  if (!ensure_stream(cfg_.stream, {stream_subject, stream_subject + ".>"}, cfg_.stream_max_age_s, cfg_.stream_max_bytes,
+                     cfg_.duplicate_window_s) ||
+      !ensure_stream(cfg_.dlq_stream, {cfg_.dlq_subject}, cfg_.dlq_max_age_s, -1, cfg_.duplicate_window_s))
+    return false;
+  if (cfg_.committed_enabled && !cfg_.committed_stream.empty() &&
+      !ensure_stream(cfg_.committed_stream, {cfg_.committed_prefix + ".>"}, cfg_.committed_max_age_s,
+                     cfg_.committed_max_bytes, cfg_.duplicate_window_s))
+    return false;
+  return ensure_consumer();
+}
+
+bool jetstream_source::ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
+                                     int64_t max_age_s, int64_t max_bytes, int64_t duplicate_window_s) {
+  std::vector<const char*> subj;
+  for (const auto& s : subjects) subj.push_back(s.c_str());
+  jsStreamConfig sc;
+  jsStreamConfig_Init(&sc);
+  sc.Name = name.c_str();
+  sc.Subjects = subj.data();
+  sc.SubjectsLen = static_cast<int>(subj.size());
+  sc.Storage = js_FileStorage;
+  sc.Retention = js_LimitsPolicy;
+  sc.MaxAge = max_age_s * kNsPerSecond;
+  sc.MaxBytes = max_bytes;
+  sc.Duplicates = duplicate_window_s * kNsPerSecond;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_AddStream(&si, js_, &sc, nullptr, &jerr);
+  if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+    jerr = static_cast<jsErrCode>(0);
+    s = js_UpdateStream(&si, js_, &sc, nullptr, &jerr);
+  }
+  if (s != NATS_OK) {
+    log::error("nats", "cannot create or update a stream", {{"stream", name}, {"error", nats_error_text(s, jerr)}});
+    return false;
+  }
+  jsStreamInfo_Destroy(si);
+  log::info("nats", "stream ready", {{"stream", name}, {"subjects", subjects.front()}});
+  return true;
+}
+
+bool jetstream_source::ensure_consumer() {
+  jsConsumerConfig cc;
+  jsConsumerConfig_Init(&cc);
+  cc.Durable = cfg_.consumer.c_str();
+  cc.AckPolicy = js_AckExplicit;
+  cc.AckWait = cfg_.ack_wait_s * kNsPerSecond;
+  cc.MaxDeliver = cfg_.max_deliver;
+  cc.MaxAckPending = cfg_.max_ack_pending;
+  cc.MaxRequestBatch = static_cast<int64_t>(cfg_.fetch_batch);
+  cc.DeliverPolicy = js_DeliverAll;
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_AddConsumer(&ci, js_, cfg_.stream.c_str(), &cc, nullptr, &jerr);
+  if (s != NATS_OK) {
+    // It exists with other settings: bring the changeable ones in line.
+    jerr = static_cast<jsErrCode>(0);
+    s = js_UpdateConsumer(&ci, js_, cfg_.stream.c_str(), &cc, nullptr, &jerr);
+  }
+  if (s != NATS_OK) {
+    log::error("nats", "cannot create the durable consumer",
+               {{"consumer", cfg_.consumer}, {"error", nats_error_text(s, jerr)}});
+    return false;
+  }
+  jsConsumerInfo_Destroy(ci);
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = cfg_.stream.c_str();
+  so.Consumer = cfg_.consumer.c_str();
+  s = js_PullSubscribe(&sub_, js_, "audit.events", cfg_.consumer.c_str(), nullptr, &so, &jerr);
+  if (s != NATS_OK) {
+    log::error("nats", "cannot bind to the durable consumer", {{"consumer", cfg_.consumer}, {"error", nats_error_text(s, jerr)}});
+    return false;
+  }
+  log::info("nats", "consumer ready", {{"stream", cfg_.stream}, {"consumer", cfg_.consumer}});
+  return true;
+}
+
+void jetstream_source::start_fetching(deliver_fn deliver) {
+  deliver_ = std::move(deliver);
+  stop_ = false;
+  fetch_thread_ = std::thread([this] { fetch_loop(); });
+}
+
+void jetstream_source::stop_fetching() {
+  stop_ = true;
+  if (fetch_thread_.joinable()) fetch_thread_.join();
+  health_.consumer_running = false;
+}
+
+void jetstream_source::fetch_loop() {
+  auto& m = metrics::get();
+  health_.consumer_running = true;
+  int64_t backoff_ms = 50;
+  std::vector<inbound_message*> chunk;
+  while (!stop_) {
+    const int64_t room = gate_.wait_for_room(std::chrono::milliseconds(200));
+    m.inflight_events.Set(static_cast<double>(gate_.events()));
+    m.inflight_bytes.Set(static_cast<double>(gate_.bytes()));
+    if (room == 0) continue;  // full: JetStream keeps the backlog
+
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    req.Batch = static_cast<int>(std::min<int64_t>(room, cfg_.fetch_batch));
+    // Let one fetch overshoot the byte bound by at most 8 MiB, so that a single
+    // large message can always be fetched.
+    req.MaxBytes = std::max<int64_t>(gate_.free_bytes(), 8 * 1024 * 1024);
+    req.Expires = cfg_.fetch_expires_ms * 1000000LL;
+    natsMsgList list{nullptr, 0};
+    natsStatus s = natsSubscription_FetchRequest(&list, sub_, &req);
+    if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0)) {
+      natsMsgList_Destroy(&list);
+      health_.consumer_running = true;
+      continue;
+    }
+    if (s != NATS_OK) {
+      natsMsgList_Destroy(&list);
+      health_.consumer_running = false;
+      log::warn("ingest", "fetch failed; retrying", {{"error", nats_error_text(s)}, {"retry_ms", backoff_ms}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+      backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
+      continue;
+    }
+    backoff_ms = 50;
+    health_.consumer_running = true;
+    const int64_t now = now_unix_us();
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg* msg = list.Msgs[i];
+      list.Msgs[i] = nullptr;  // ownership moves to the inbound_message
+      auto* in = new inbound_message();
+      in->handle = msg;
+      in->data = std::string_view(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+      in->subject = natsMsg_GetSubject(msg);
+      in->fetched_at_us = now;
+      jsMsgMetaData* meta = nullptr;
+      if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        in->stream_seq = meta->Sequence.Stream;
+        in->delivered = meta->NumDelivered;
+        in->stream_time_us = meta->Timestamp / 1000;
+        jsMsgMetaData_Destroy(meta);
+      } else {
+        in->stream_time_us = now;
+      }
+      if (in->delivered > 1) m.redeliveries.Increment();
+      const char** keys = nullptr;
+      int nkeys = 0;
+      if (natsMsgHeader_Keys(msg, &keys, &nkeys) == NATS_OK) {
+        for (int k = 0; k < nkeys; ++k) {
+          const char* v = nullptr;
+          if (natsMsgHeader_Get(msg, keys[k], &v) == NATS_OK && v) in->headers.emplace_back(keys[k], v);
+        }
+        free(keys);
+      }
+      gate_.acquire(1, static_cast<int64_t>(in->data.size()));
+      chunk.push_back(in);
+      if (chunk.size() == kDispatchChunk) deliver_(std::exchange(chunk, {}));
+    }
+    if (!chunk.empty()) deliver_(std::exchange(chunk, {}));
+    natsMsgList_Destroy(&list);
+  }
+}
+
+void jetstream_source::finish(inbound_message* m, disposition d, int64_t nak_delay_ms) {
+  auto* msg = static_cast<natsMsg*>(m->handle);
+  natsStatus s = NATS_OK;
+  switch (d) {
+    case disposition::ack: s = natsMsg_Ack(msg, nullptr); break;
+    case disposition::term: s = natsMsg_Term(msg, nullptr); break;
+    case disposition::nak: s = natsMsg_NakWithDelay(msg, nak_delay_ms, nullptr); break;
+  }
+  if (s != NATS_OK)
+    // The broker will redeliver after ack_wait; the unique key absorbs the repeat.
+    log::warn("ingest", "could not acknowledge a message; it will be redelivered",
+              {{"stream_seq", m->stream_seq}, {"error", nats_error_text(s)}});
+  gate_.release(1, static_cast<int64_t>(m->data.size()));
+  natsMsg_Destroy(msg);
+  delete m;
+}
+
+void jetstream_source::count_down(inbound_message* m, disposition d) {
+  if (m->outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1) finish(m, d);
+}
+
+bool jetstream_source::consumer_info(consumer_state& out) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (js_GetConsumerInfo(&ci, js_, cfg_.stream.c_str(), cfg_.consumer.c_str(), nullptr, &jerr) != NATS_OK) return false;
+  out.num_pending = ci->NumPending;
+  out.num_ack_pending = static_cast<uint64_t>(ci->NumAckPending);
+  out.num_redelivered = static_cast<uint64_t>(ci->NumRedelivered);
+  jsConsumerInfo_Destroy(ci);
+  return true;
+}
+
+void jetstream_source::close() {
+  if (js_) {
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 5000;
+    js_PublishAsyncComplete(js_, &po);
+  }
+  if (sub_) {
+    natsSubscription_Destroy(sub_);
+    sub_ = nullptr;
+  }
+  if (nc_) {
+    natsConnection_FlushTimeout(nc_, 5000);
+    natsConnection_Close(nc_);
+  }
+  if (js_) {
+    jsCtx_Destroy(js_);
+    js_ = nullptr;
+  }
+  if (nc_) {
+    natsConnection_Destroy(nc_);
+    nc_ = nullptr;
+  }
+}
+
+}  // namespace trail

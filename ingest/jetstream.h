@@ -1,0 +1,82 @@
+#pragma once
+// The JetStream side of Trail: one NATS connection, the streams Trail needs,
+// the durable pull consumer and the fetch thread.
+//
+// Threads and ownership:
+//  - the fetch thread (started by start()) pulls batches, wraps each natsMsg in
+//    an inbound_message and hands them to `deliver` (the validator actors);
+//  - finish() is the only place a message is acked, terminated or nak'ed; it is
+//    called by the commit finalizer and the dead-letter publisher threads, and it
+//    destroys the message and frees its share of the in-flight gate;
+//  - the subscription and the connection outlive every un-acked message: close()
+//    runs only after the gate has drained or the shutdown deadline has passed.
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/metrics.h"
+#include "common/record.h"
+#include "config/config.h"
+#include "ingest/inflight_gate.h"
+
+namespace trail {
+
+enum class disposition { ack, term, nak };
+
+struct consumer_state {
+  uint64_t num_pending = 0;
+  uint64_t num_ack_pending = 0;
+  uint64_t num_redelivered = 0;
+};
+
+class jetstream_source {
+ public:
+  using deliver_fn = std::function<void(std::vector<inbound_message*>&&)>;
+
+  jetstream_source(const config& cfg, health& h);
+  ~jetstream_source();
+  jetstream_source(const jetstream_source&) = delete;
+  jetstream_source& operator=(const jetstream_source&) = delete;
+
+  // Connects (retrying until `abort` turns true), ensures the AUDIT, AUDIT_DLQ
+  // and AUDIT_COMMITTED streams and the durable consumer. False if aborted or
+  // if the broker refused the stream or consumer configuration.
+  bool connect(const std::atomic<bool>& abort);
+  void start_fetching(deliver_fn deliver);
+  void stop_fetching();  // returns once the fetch thread has exited
+  void close();
+
+  void finish(inbound_message* m, disposition d, int64_t nak_delay_ms = 0);
+  // One event of `m` is settled; the last one settles the message with `d`.
+  void count_down(inbound_message* m, disposition d);
+
+  jsCtx* js() const { return js_; }
+  natsConnection* connection() const { return nc_; }
+  inflight_gate& gate() { return gate_; }
+  bool consumer_info(consumer_state& out);
+
+ private:
+  void fetch_loop();
+  bool ensure_stream(const std::string& name, const std::vector<std::string>& subjects, int64_t max_age_s,
+                     int64_t max_bytes, int64_t duplicate_window_s);
+  bool ensure_consumer();
+
+  const config& cfg_;
+  health& health_;
+  inflight_gate gate_;
+  natsConnection* nc_ = nullptr;
+  jsCtx* js_ = nullptr;
+  natsSubscription* sub_ = nullptr;
+  deliver_fn deliver_;
+  std::thread fetch_thread_;
+  std::atomic<bool> stop_{false};
+};
+
+const char* nats_error_text(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0));
+
+}  // namespace trail

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Trail needs to build, run and test, skipping
+# whatever is already installed (so a second `make` costs ~0.1 s here).
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config
+  libcaf-dev libnats-dev libpq-dev libconcurrentqueue-dev rapidjson-dev
+  prometheus-cpp-dev catch2 libcpp-httplib-dev libtomlplusplus-dev libcli11-dev libssl-dev
+  nats-server postgresql-15 curl python3 procps
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "deps: missing Debian packages: ${missing[*]}" >&2
+  echo "deps: run as root (or install them yourself) and try again" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The postgresql package starts a system cluster on 5432; Trail runs its own
+# cluster under .dev/, so the packaged one must not hold the port.
+if command -v pg_lsclusters >/dev/null; then
+  pg_lsclusters -h 2>/dev/null | while read -r ver name port status _; do
+    [ "$status" = online ] && pg_ctlcluster "$ver" "$name" stop || true
+  done
+fi
+# Likewise nats-server's packaged service, if any.
+if command -v systemctl >/dev/null && systemctl is-active --quiet nats-server 2>/dev/null; then
+  systemctl stop nats-server || true
+fi
+exit 0

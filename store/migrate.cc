@@ -1,0 +1,92 @@
+#include "store/migrate.h"
+
+#include <libpq-fe.h>
+
+#include <memory>
+
+#include "common/log.h"
+
+namespace trail {
+namespace {
+
+using conn_ptr = std::unique_ptr<PGconn, decltype(&PQfinish)>;
+
+conn_ptr connect(const std::string& dsn, std::string* error) {
+  conn_ptr c(PQconnectdb(dsn.c_str()), &PQfinish);
+  if (PQstatus(c.get()) != CONNECTION_OK) {
+    if (error) *error = PQerrorMessage(c.get());
+    return conn_ptr(nullptr, &PQfinish);
+  }
+  return c;
+}
+
+bool run(PGconn* c, const std::string& sql, std::string* error) {
+  PGresult* r = PQexec(c, sql.c_str());
+  const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+  if (!ok && error) *error = PQresultErrorMessage(r);
+  PQclear(r);
+  return ok;
+}
+
+int current_version(PGconn* c) {
+  PGresult* r = PQexec(c,
+                       "SELECT CASE WHEN to_regclass('audit.schema_migrations') IS NULL THEN 0 "
+                       "ELSE (SELECT coalesce(max(version), 0) FROM audit.schema_migrations) END");
+  int v = -1;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) v = std::stoi(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return v;
+}
+
+}  // namespace
+
+migrate_result apply_migrations(const std::string& dsn) {
+  migrate_result out;
+  auto c = connect(dsn, &out.error);
+  if (!c) return out;
+  if (!run(c.get(), "SET client_min_messages = warning", &out.error) ||
+      !run(c.get(), "SELECT pg_advisory_lock(hashtext('trail.migrate'))", &out.error) ||
+      !run(c.get(),
+           "CREATE SCHEMA IF NOT EXISTS audit; "
+           "CREATE TABLE IF NOT EXISTS audit.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+           "applied_at timestamptz NOT NULL DEFAULT now())",
+           &out.error))
+    return out;
+  int version = current_version(c.get());
+  for (const auto& m : embedded_migrations()) {
+    if (m.version <= version) continue;
+    std::string err;
+    const std::string record = "INSERT INTO audit.schema_migrations (version, name) VALUES (" +
+                               std::to_string(m.version) + ", '" + m.name + "')";
+    if (!run(c.get(), "BEGIN", &err) || !run(c.get(), m.sql, &err) || !run(c.get(), record, &err) ||
+        !run(c.get(), "COMMIT", &err)) {
+      run(c.get(), "ROLLBACK", nullptr);
+      out.error = std::string("migration ") + m.name + " failed: " + err;
+      return out;
+    }
+    log::info("migrate", "applied migration", {{"version", m.version}, {"name", m.name}});
+    ++out.applied;
+    version = m.version;
+  }
+  run(c.get(), "SELECT pg_advisory_unlock(hashtext('trail.migrate'))", nullptr);
+  out.version = version;
+  out.ok = true;
+  return out;
+}
+
+int schema_version(const std::string& dsn, std::string* error) {
+  auto c = connect(dsn, error);
+  if (!c) return -1;
+  return current_version(c.get());
+}
+
+bool ensure_partitions(const std::string& dsn, int behind_days, int ahead_days, std::string* error) {
+  auto c = connect(dsn, error);
+  if (!c) return false;
+  const std::string sql = "SELECT audit.ensure_partitions((now() AT TIME ZONE 'UTC')::date - " +
+                          std::to_string(behind_days) + ", (now() AT TIME ZONE 'UTC')::date + " +
+                          std::to_string(ahead_days) + ")";
+  return run(c.get(), sql, error);
+}
+
+}  // namespace trail

@@ -1,0 +1,312 @@
+#include "tests/integration/harness.h"
+
+#include <arpa/inet.h>
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+extern char** environ;
+
+namespace trail::test {
+
+const stack_env& stack() {
+  static const stack_env env = [] {
+    stack_env e;
+    e.stack_dir = TRAIL_TEST_STACK_DIR;
+    std::ifstream in(e.stack_dir + "/env");
+    if (!in.good()) FAIL("the test stack is not running: " << e.stack_dir << "/env is missing (run through ctest)");
+    for (std::string line; std::getline(in, line);) {
+      const auto eq = line.find('=');
+      if (eq == std::string::npos) continue;
+      const auto k = line.substr(0, eq), v = line.substr(eq + 1);
+      if (k == "TRAIL_NATS_URL") e.nats_url = v;
+      if (k == "TRAIL_PG_DSN") e.pg_admin_dsn = v;
+      if (k == "DEV_PG_PORT") e.pg_host_port = "127.0.0.1:" + v;
+    }
+    return e;
+  }();
+  return env;
+}
+
+std::string fresh_database(const std::string& name) {
+  {
+    db admin(stack().pg_admin_dsn);
+    admin.query("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+    admin.query("CREATE DATABASE " + name);
+  }
+  const std::string dsn = "postgresql://postgres@" + stack().pg_host_port + "/" + name;
+  const std::string cmd = std::string("TRAIL_PG_DSN='") + dsn + "' " + TRAIL_BIN_DIR + "/traild --log-level warn migrate";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  return dsn;
+}
+
+// ---- db ----
+
+db::db(const std::string& dsn) : conn_(PQconnectdb(dsn.c_str())) {
+  if (PQstatus(conn_) != CONNECTION_OK) FAIL("cannot connect to " << dsn << ": " << PQerrorMessage(conn_));
+  PQclear(PQexec(conn_, "SET client_min_messages = warning"));
+}
+db::~db() { PQfinish(conn_); }
+
+std::vector<std::vector<std::string>> db::query(const std::string& sql) {
+  PGresult* r = PQexec(conn_, sql.c_str());
+  const auto st = PQresultStatus(r);
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    std::string err = PQresultErrorMessage(r);
+    PQclear(r);
+    FAIL("SQL failed: " << sql << ": " << err);
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (int i = 0; i < PQntuples(r); ++i) {
+    std::vector<std::string> row;
+    for (int j = 0; j < PQnfields(r); ++j) row.emplace_back(PQgetisnull(r, i, j) ? "<null>" : PQgetvalue(r, i, j));
+    rows.push_back(std::move(row));
+  }
+  PQclear(r);
+  return rows;
+}
+
+std::string db::scalar(const std::string& sql) {
+  auto rows = query(sql);
+  REQUIRE(rows.size() == 1);
+  REQUIRE(rows[0].size() == 1);
+  return rows[0][0];
+}
+
+// ---- broker ----
+
+broker::broker() {
+  natsOptions* o = nullptr;
+  natsOptions_Create(&o);
+  natsOptions_SetURL(o, stack().nats_url.c_str());
+  natsOptions_SetMaxReconnect(o, -1);
+  natsOptions_SetReconnectWait(o, 100);
+  natsOptions_SetReconnectBufSize(o, 64 * 1024 * 1024);
+  REQUIRE(natsConnection_Connect(&nc_, o) == NATS_OK);
+  natsOptions_Destroy(o);
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = 16384;
+  jo.Wait = 10000;
+  REQUIRE(natsConnection_JetStream(&js_, nc_, &jo) == NATS_OK);
+}
+
+broker::~broker() {
+  jsCtx_Destroy(js_);
+  natsConnection_Destroy(nc_);
+}
+
+void broker::reset_streams() {
+  for (const char* s : {"AUDIT", "AUDIT_DLQ", "AUDIT_COMMITTED"}) js_DeleteStream(js_, s, nullptr, nullptr);
+  // The test publishes before traild starts: the stream must exist already.
+  const char* subjects[] = {"audit.events", "audit.events.>"};
+  jsStreamConfig sc;
+  jsStreamConfig_Init(&sc);
+  sc.Name = "AUDIT";
+  sc.Subjects = subjects;
+  sc.SubjectsLen = 2;
+  sc.Storage = js_FileStorage;
+  sc.Duplicates = 120LL * 1000000000LL;
+  REQUIRE(js_AddStream(nullptr, js_, &sc, nullptr, nullptr) == NATS_OK);
+}
+
+void broker::publish(const std::string& subject, const std::string& body,
+                     const std::vector<std::pair<std::string, std::string>>& headers) {
+  natsMsg* m = nullptr;
+  REQUIRE(natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())) == NATS_OK);
+  for (const auto& [k, v] : headers) natsMsgHeader_Add(m, k.c_str(), v.c_str());
+  natsStatus s;
+  while ((s = js_PublishMsgAsync(js_, &m, nullptr)) == NATS_TIMEOUT) {
+  }
+  if (s != NATS_OK) {
+    natsMsg_Destroy(m);
+    FAIL("publish failed: " << natsStatus_GetText(s));
+  }
+}
+
+void broker::wait_published() {
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 60000;
+  REQUIRE(js_PublishAsyncComplete(js_, &po) == NATS_OK);
+  natsMsgList pending{nullptr, 0};
+  REQUIRE(js_PublishAsyncGetPendingList(&pending, js_) == NATS_NOT_FOUND);
+}
+
+uint64_t broker::stream_messages(const std::string& stream) {
+  jsStreamInfo* si = nullptr;
+  if (js_GetStreamInfo(&si, js_, stream.c_str(), nullptr, nullptr) != NATS_OK) return 0;
+  const uint64_t n = si->State.Msgs;
+  jsStreamInfo_Destroy(si);
+  return n;
+}
+
+std::pair<uint64_t, uint64_t> broker::consumer_backlog(const std::string& stream, const std::string& consumer) {
+  jsConsumerInfo* ci = nullptr;
+  REQUIRE(js_GetConsumerInfo(&ci, js_, stream.c_str(), consumer.c_str(), nullptr, nullptr) == NATS_OK);
+  std::pair<uint64_t, uint64_t> out{ci->NumPending, static_cast<uint64_t>(ci->NumAckPending)};
+  jsConsumerInfo_Destroy(ci);
+  return out;
+}
+
+std::vector<broker::stored> broker::read_stream(const std::string& stream, uint64_t expected, int timeout_ms) {
+  const std::string durable = "verify_" + std::to_string(getpid()) + "_" + std::to_string(rand());
+  jsConsumerConfig cc;
+  jsConsumerConfig_Init(&cc);
+  cc.Durable = durable.c_str();
+  cc.AckPolicy = js_AckNone;
+  cc.DeliverPolicy = js_DeliverAll;
+  REQUIRE(js_AddConsumer(nullptr, js_, stream.c_str(), &cc, nullptr, nullptr) == NATS_OK);
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Consumer = durable.c_str();
+  natsSubscription* sub = nullptr;
+  REQUIRE(js_PullSubscribe(&sub, js_, nullptr, durable.c_str(), nullptr, &so, nullptr) == NATS_OK);
+  std::vector<stored> out;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (out.size() < expected && std::chrono::steady_clock::now() < deadline) {
+    natsMsgList list{nullptr, 0};
+    natsStatus s = natsSubscription_Fetch(&list, sub, 1000, 1000, nullptr);
+    if (s == NATS_OK) {
+      for (int i = 0; i < list.Count; ++i) {
+        natsMsg* m = list.Msgs[i];
+        stored st{natsMsg_GetSubject(m), std::string(natsMsg_GetData(m), natsMsg_GetDataLength(m)), {}};
+        const char** keys = nullptr;
+        int n = 0;
+        if (natsMsgHeader_Keys(m, &keys, &n) == NATS_OK) {
+          for (int k = 0; k < n; ++k) {
+            const char* v = nullptr;
+            natsMsgHeader_Get(m, keys[k], &v);
+            st.headers[keys[k]] = v ? v : "";
+          }
+          free(keys);
+        }
+        out.push_back(std::move(st));
+      }
+    }
+    natsMsgList_Destroy(&list);
+  }
+  // Anything beyond `expected` would be a duplicate: look for it briefly.
+  natsMsgList extra{nullptr, 0};
+  if (natsSubscription_Fetch(&extra, sub, 100, 500, nullptr) == NATS_OK)
+    for (int i = 0; i < extra.Count; ++i)
+      out.push_back({natsMsg_GetSubject(extra.Msgs[i]), std::string(natsMsg_GetData(extra.Msgs[i]), natsMsg_GetDataLength(extra.Msgs[i])), {}});
+  natsMsgList_Destroy(&extra);
+  natsSubscription_Destroy(sub);
+  js_DeleteConsumer(js_, stream.c_str(), durable.c_str(), nullptr, nullptr);
+  return out;
+}
+
+// ---- traild_process ----
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+traild_process::traild_process(const std::string& pg_dsn, std::map<std::string, std::string> extra_env)
+    : env_(std::move(extra_env)) {
+  http_port_ = free_port();
+  env_.emplace("TRAIL_NATS_URL", stack().nats_url);
+  env_.emplace("TRAIL_PG_DSN", pg_dsn);
+  env_.emplace("TRAIL_HTTP_ADDR", "127.0.0.1:" + std::to_string(http_port_));
+  env_.emplace("TRAIL_METRICS_ADDR", "127.0.0.1:" + std::to_string(free_port()));
+  env_.emplace("TRAIL_LOG_LEVEL", "warn");
+  log_path_ = stack().stack_dir + "/traild-" + std::to_string(http_port_) + ".log";
+}
+
+traild_process::~traild_process() {
+  if (running()) stop();
+}
+
+void traild_process::start() {
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e)
+    if (std::string(*e).rfind("TRAIL_", 0) != 0) env_strings.emplace_back(*e);
+  for (const auto& [k, v] : env_) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::string bin = std::string(TRAIL_BIN_DIR) + "/traild";
+  char* argv[] = {bin.data(), const_cast<char*>("run"), nullptr};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  REQUIRE(posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv, envp.data()) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  // Started = /healthz answers.
+  REQUIRE(wait_until([&] { return !http_get(http_port_, "/healthz").empty(); }, 15000));
+}
+
+bool traild_process::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+int traild_process::stop(int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill9();
+  return -1;
+}
+
+void traild_process::kill9() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+std::string http_get(int port, const std::string& path, int* status) {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_connection_timeout(1, 0);
+  cli.set_read_timeout(5, 0);
+  auto res = cli.Get(path.c_str());
+  if (!res) return {};
+  if (status) *status = res->status;
+  return res->body;
+}
+
+bool wait_until(const std::function<bool()>& done, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
+}  // namespace trail::test

@@ -1,0 +1,97 @@
+#pragma once
+// Test harness for integration and fault tests: the real nats-server and
+// PostgreSQL that the `stack` ctest fixture started (scripts/stack.sh on free
+// loopback ports), a fresh database per test, and traild as a real child
+// process that can be stopped, killed and restarted.
+
+#include <libpq-fe.h>
+#include <nats/nats.h>
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace trail::test {
+
+// Settings of the running test stack (build/test-stack/env).
+struct stack_env {
+  std::string nats_url;
+  std::string pg_admin_dsn;  // the "trail" database, used to create others
+  std::string pg_host_port;  // "127.0.0.1:PORT"
+  std::string stack_dir;
+};
+const stack_env& stack();
+
+// A fresh database (dropped first if it exists), migrated by `traild migrate`.
+std::string fresh_database(const std::string& name);
+
+// One libpq connection with tiny helpers that fail the test on error.
+class db {
+ public:
+  explicit db(const std::string& dsn);
+  ~db();
+  std::vector<std::vector<std::string>> query(const std::string& sql);
+  std::string scalar(const std::string& sql);
+  int64_t count(const std::string& sql) { return std::stoll(scalar(sql)); }
+
+ private:
+  PGconn* conn_;
+};
+
+// A NATS connection with a JetStream context.
+class broker {
+ public:
+  broker();
+  ~broker();
+  natsConnection* nc() const { return nc_; }
+  jsCtx* js() const { return js_; }
+  // Deletes Trail's streams so a test starts from nothing.
+  void reset_streams();
+  // Asynchronous publish; `headers` may be empty. Fails the test on error.
+  void publish(const std::string& subject, const std::string& body,
+               const std::vector<std::pair<std::string, std::string>>& headers = {});
+  void wait_published();
+  uint64_t stream_messages(const std::string& stream);
+  // num_pending and num_ack_pending of a durable consumer.
+  std::pair<uint64_t, uint64_t> consumer_backlog(const std::string& stream, const std::string& consumer);
+  // Every message of a stream, in order (data and headers).
+  struct stored {
+    std::string subject;
+    std::string data;
+    std::map<std::string, std::string> headers;
+  };
+  std::vector<stored> read_stream(const std::string& stream, uint64_t expected, int timeout_ms = 30000);
+
+ private:
+  natsConnection* nc_ = nullptr;
+  jsCtx* js_ = nullptr;
+};
+
+// traild as a child process, configured through TRAIL_* variables.
+class traild_process {
+ public:
+  traild_process(const std::string& pg_dsn, std::map<std::string, std::string> extra_env = {});
+  ~traild_process();
+  void start();
+  // SIGTERM and wait; returns the exit status (or -1 on timeout, after SIGKILL).
+  int stop(int timeout_ms = 30000);
+  void kill9();
+  bool running();
+  int http_port() const { return http_port_; }
+  std::string log_path() const { return log_path_; }
+
+ private:
+  std::map<std::string, std::string> env_;
+  pid_t pid_ = -1;
+  int http_port_ = 0;
+  std::string log_path_;
+};
+
+int free_port();
+std::string http_get(int port, const std::string& path, int* status = nullptr);
+// Polls `done` every 100 ms until it is true or `timeout_ms` passes.
+bool wait_until(const std::function<bool()>& done, int timeout_ms);
+
+}  // namespace trail::test

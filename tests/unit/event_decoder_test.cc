@@ -1,0 +1,299 @@
+// The audit payload validator and the content-mode decoder (actors/event_decoder).
+#include <catch2/catch.hpp>
+
+#include "actors/event_decoder.h"
+#include "common/time.h"
+#include "sinks/copy_encoding.h"
+
+using trail::audit_record;
+using trail::decode_outcome;
+using trail::event_decoder;
+using trail::inbound_message;
+
+namespace {
+
+const char* kPayload = R"({"tenant_id":"acme","action":"user.role.updated","actor":{"type":"user","id":"u1"},)"
+                       R"("primary_resource":{"type":"user","id":"u2"}})";
+
+std::string structured(const std::string& data, const std::string& extra_attrs = "") {
+  return R"({"specversion":"1.0","id":"ev-1","source":"//iam","type":"com.acme.audit",)" + extra_attrs +
+         R"("data":)" + data + "}";
+}
+
+struct message {
+  std::string body;
+  inbound_message in;
+  explicit message(std::string b, std::vector<std::pair<std::string, std::string>> headers = {}) : body(std::move(b)) {
+    in.data = body;
+    in.headers = std::move(headers);
+    in.stream_seq = 42;
+    in.stream_time_us = 1763800000000000LL;
+  }
+};
+
+decode_outcome decode(message& m, trail::decoder_limits limits = {}) {
+  event_decoder d(limits);
+  return d.decode(m.in);
+}
+
+// Splits a COPY row into decoded columns (sequence excluded: the writer adds it).
+std::vector<std::string> columns(const audit_record& r) {
+  std::vector<std::string> out;
+  std::string_view row(r.copy_tail);
+  REQUIRE(row.back() == '\n');
+  row.remove_suffix(1);
+  size_t start = 0;
+  while (true) {
+    size_t tab = row.find('\t', start);
+    auto field = row.substr(start, tab == std::string_view::npos ? row.size() - start : tab - start);
+    out.push_back(field == "\\N" ? "<null>" : trail::copy_text::decode_field(field));
+    if (tab == std::string_view::npos) break;
+    start = tab + 1;
+  }
+  return out;
+}
+enum col { tenant, occurred, source, id, type, subject, mode, action, category, severity, actor_type, actor_id,
+           actor_name, actor_ip, actor_ua, actor_session, res_type, res_id, related, changes, outcome_status,
+           outcome_code, description, metadata, correlation, request, source_service, trace, extra, ncols };
+
+}  // namespace
+
+TEST_CASE("structured event with a minimal payload gets the documented defaults", "[decoder]") {
+  message m(structured(kPayload, R"("time":"2026-11-20T10:00:00.123456789Z",)"));
+  auto out = decode(m);
+  REQUIRE_FALSE(out.rejected.has_value());
+  REQUIRE(out.records.size() == 1);
+  auto c = columns(out.records[0]);
+  REQUIRE(c.size() == ncols);
+  CHECK(c[tenant] == "acme");
+  CHECK(c[occurred] == "2026-11-20T10:00:00.123456Z");
+  CHECK(c[source] == "//iam");
+  CHECK(c[id] == "ev-1");
+  CHECK(c[mode] == "structured");
+  CHECK(c[category] == "CATEGORY_UNSPECIFIED");
+  CHECK(c[severity] == "SEVERITY_INFO");
+  CHECK(c[actor_type] == "ACTOR_TYPE_USER");
+  CHECK(c[source_service] == "//iam");  // defaults to the CloudEvents source
+  CHECK(c[outcome_status] == "<null>");
+  CHECK(c[extra] == "<null>");
+  CHECK(out.records[0].origin == &m.in);
+}
+
+TEST_CASE("payload fields are validated one by one", "[decoder]") {
+  struct bad_case {
+    const char* data;
+    const char* expected;
+  };
+  const bad_case cases[] = {
+      {R"({"action":"a","actor":{"type":"user","id":"u"},"primary_resource":{"type":"t","id":"i"}})", "tenant_id is required"},
+      {R"({"tenant_id":"a b","action":"a","actor":{"type":"user","id":"u"},"primary_resource":{"type":"t","id":"i"}})", "tenant_id must be"},
+      {R"({"tenant_id":"t","actor":{"type":"user","id":"u"},"primary_resource":{"type":"t","id":"i"}})", "data.action is required"},
+      {R"({"tenant_id":"t","action":"a","primary_resource":{"type":"t","id":"i"}})", "data.actor is required"},
+      {R"({"tenant_id":"t","action":"a","actor":{"type":"robot","id":"u"},"primary_resource":{"type":"t","id":"i"}})", "ACTOR_TYPE"},
+      {R"({"tenant_id":"t","action":"a","actor":{"type":"user"},"primary_resource":{"type":"t","id":"i"}})", "data.actor.id is required"},
+      {R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u","ip":"999.1.1.1"},"primary_resource":{"type":"t","id":"i"}})", "not an IPv4 or IPv6"},
+      {R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"}})", "primary_resource is required"},
+      {R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},"primary_resource":{"type":"t"}})", "primary_resource.id is required"},
+      {R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},"primary_resource":{"type":"t","id":"i"},"severity":"LOUD"})", "SEVERITY_DEBUG"},
+      {R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},"primary_resource":{"type":"t","id":"i"},"outcome":{"status":"MAYBE"}})", "not SUCCESS or FAILURE"},
+      {R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},"primary_resource":{"type":"t","id":"i"},"metadata":[1]})", "metadata must be an object"},
+      {R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},"primary_resource":{"type":"t","id":"i"},"occurred_at":"yesterday"})", "RFC 3339"},
+      {R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},"primary_resource":{"type":"t","id":"i"},"related_resources":[{"type":"x"}]})", "related_resources[0].id is required"},
+      {R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},"primary_resource":{"type":"t","id":"i"},"changes":{"changed_fields":"x"}})", "changed_fields must be an array"},
+  };
+  for (const auto& bc : cases) {
+    INFO(bc.data);
+    message m(structured(bc.data));
+    auto out = decode(m);
+    REQUIRE(out.rejected.has_value());
+    CHECK(out.rejected->code == "payload_invalid");
+    CHECK_THAT(out.rejected->message, Catch::Contains(bc.expected));
+    CHECK(out.records.empty());
+  }
+}
+
+TEST_CASE("tenant id may come from the tenantid extension but must agree with data", "[decoder]") {
+  const char* no_tenant = R"({"action":"a","actor":{"type":"user","id":"u"},"primary_resource":{"type":"t","id":"i"}})";
+  message ok(structured(no_tenant, R"("tenantid":"t-9",)"));
+  auto out = decode(ok);
+  REQUIRE_FALSE(out.rejected);
+  CHECK(out.records[0].tenant_id == "t-9");
+
+  message clash(structured(kPayload, R"("tenantid":"other",)"));
+  auto bad = decode(clash);
+  REQUIRE(bad.rejected);
+  CHECK_THAT(bad.rejected->message, Catch::Contains("does not match"));
+}
+
+TEST_CASE("enums accept short forms and normalize them", "[decoder]") {
+  message m(structured(R"({"tenant_id":"t","action":"a","actor":{"type":"api_key","id":"k"},)"
+                       R"("resource":{"type":"t","id":"i"},"severity":"warning","category":"auth",)"
+                       R"("outcome":"denied"})"));
+  auto out = decode(m);
+  REQUIRE_FALSE(out.rejected);
+  auto c = columns(out.records[0]);
+  CHECK(c[actor_type] == "ACTOR_TYPE_API_KEY");
+  CHECK(c[severity] == "SEVERITY_WARNING");
+  CHECK(c[category] == "CATEGORY_AUTH");
+  CHECK(c[outcome_status] == "FAILURE");
+  CHECK(c[outcome_code] == "denied");
+  CHECK(c[res_type] == "t");
+}
+
+TEST_CASE("changed_fields is computed when missing and both values are objects", "[decoder][changes]") {
+  rapidjson::Document a, b;
+  a.Parse(R"({"role":"viewer","name":"Ann","tags":["x"],"gone":1,"same":{"k":[1,2]}})");
+  b.Parse(R"({"role":"admin","name":"Ann","tags":["x","y"],"new":true,"same":{"k":[1,2]}})");
+  CHECK(trail::compute_changed_fields(a, b) == std::vector<std::string>{"gone", "new", "role", "tags"});
+
+  message m(structured(R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},)"
+                       R"("primary_resource":{"type":"t","id":"i"},)"
+                       R"("changes":{"old_value":{"role":"viewer"},"new_value":{"role":"admin","x":1}}})"));
+  auto out = decode(m);
+  REQUIRE_FALSE(out.rejected);
+  auto c = columns(out.records[0]);
+  CHECK_THAT(c[changes], Catch::Contains(R"("changed_fields":["role","x"])"));
+
+  message given(structured(R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},)"
+                           R"("primary_resource":{"type":"t","id":"i"},)"
+                           R"("changes":{"old_value":{"a":1},"new_value":{"a":2},"changed_fields":["mine"]}})"));
+  auto out2 = decode(given);
+  REQUIRE_FALSE(out2.rejected);
+  CHECK_THAT(columns(out2.records[0])[changes], Catch::Contains(R"("changed_fields":["mine"])"));
+}
+
+TEST_CASE("trace id, source service and occurred_at fall back to the envelope", "[decoder]") {
+  message m(structured(kPayload, R"("traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",)"));
+  auto out = decode(m);
+  REQUIRE_FALSE(out.rejected);
+  auto c = columns(out.records[0]);
+  CHECK(c[trace] == "4bf92f3577b34da6a3ce929d0e0e4736");
+  // no time anywhere: the broker's receive time
+  CHECK(c[occurred] == trail::format_rfc3339_us(m.in.stream_time_us));
+  CHECK_THAT(c[extra], Catch::Contains("traceparent"));
+}
+
+TEST_CASE("binary mode reads percent-decoded ce- headers case-insensitively", "[decoder][binary]") {
+  message m(kPayload, {{"CE-SpecVersion", "1.0"},
+                       {"ce-id", "b%2D1"},
+                       {"Ce-Source", "%2F%2Fbilling"},
+                       {"ce-type", "com.acme.audit"},
+                       {"ce-time", "2026-11-20T10:00:00Z"},
+                       {"Content-Type", "application/json"}});
+  auto out = decode(m);
+  REQUIRE_FALSE(out.rejected);
+  CHECK(out.mode == trail::ingest_mode::binary);
+  CHECK(out.records[0].ce_id == "b-1");
+  CHECK(out.records[0].ce_source == "//billing");
+
+  message bad(kPayload, {{"ce-specversion", "1.0"}, {"ce-id", "x%zz"}, {"ce-source", "s"}, {"ce-type", "t"}});
+  auto r = decode(bad);
+  REQUIRE(r.rejected);
+  CHECK(r.rejected->code == "envelope_invalid");
+
+  message text(kPayload, {{"ce-specversion", "1.0"}, {"ce-id", "x"}, {"ce-source", "s"}, {"ce-type", "t"},
+                          {"content-type", "text/plain"}});
+  auto t = decode(text);
+  REQUIRE(t.rejected);
+  CHECK(t.rejected->code == "unsupported_content_type");
+}
+
+TEST_CASE("batch mode is valid or invalid as a whole", "[decoder][batch]") {
+  const std::string e1 = structured(kPayload);
+  std::string e2 = e1;
+  e2.replace(e2.find("ev-1"), 4, "ev-2");
+  message ok("[" + e1 + "," + e2 + "]", {{"Content-Type", "application/cloudevents-batch+json"}});
+  auto out = decode(ok);
+  REQUIRE_FALSE(out.rejected);
+  CHECK(out.mode == trail::ingest_mode::batch);
+  REQUIRE(out.records.size() == 2);
+  CHECK(out.records[1].ce_id == "ev-2");
+
+  const std::string invalid = structured(R"({"tenant_id":"t"})");
+  message bad("[" + e1 + "," + invalid + "]");
+  auto r = decode(bad);
+  REQUIRE(r.rejected);
+  CHECK(r.rejected->code == "batch_invalid");
+  CHECK_THAT(r.rejected->message, Catch::Contains("batch element 1"));
+  CHECK(r.records.empty());
+
+  message empty("[]", {{"Content-Type", "application/cloudevents-batch+json"}});
+  auto e = decode(empty);
+  CHECK_FALSE(e.rejected);
+  CHECK(e.records.empty());
+}
+
+TEST_CASE("a bare audit object gets a deterministic UUIDv7 and the receive time", "[decoder][bare]") {
+  message m1(kPayload), m2(kPayload);
+  auto a = decode(m1), b = decode(m2);
+  REQUIRE_FALSE(a.rejected);
+  CHECK(a.mode == trail::ingest_mode::bare);
+  CHECK(a.records[0].ce_id == b.records[0].ce_id);  // same stream position, same identity
+  CHECK(a.records[0].ce_id.size() == 36);
+  CHECK(a.records[0].ce_id[14] == '7');
+  m2.in.stream_seq = 43;
+  CHECK(decode(m2).records[0].ce_id != a.records[0].ce_id);
+}
+
+TEST_CASE("bad bytes are refused with a reason, never stored", "[decoder]") {
+  SECTION("malformed JSON") {
+    message m("{\"specversion\":");
+    auto r = decode(m);
+    REQUIRE(r.rejected);
+    CHECK(r.rejected->code == "malformed_json");
+  }
+  SECTION("NUL in a string") {
+    message m(structured(R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},)"
+                         R"("primary_resource":{"type":"t","id":"i"},"metadata":{"k":"a\u0000b"}})"));
+    auto r = decode(m);
+    REQUIRE(r.rejected);
+    CHECK(r.rejected->code == "unstorable_value");
+  }
+  SECTION("unpaired surrogates, high and low") {
+    for (const char* s : {R"("\ud800x")", R"("\udc00")"}) {
+      message m(structured(std::string(R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},)"
+                                       R"("primary_resource":{"type":"t","id":"i"},"description":)") + s + "}"));
+      auto r = decode(m);
+      REQUIRE(r.rejected);
+      CHECK(r.rejected->code == "unstorable_value");
+    }
+  }
+  SECTION("invalid UTF-8 bytes") {
+    std::string body = structured(kPayload);
+    body.replace(body.find("ev-1"), 1, "\xff");
+    message m(body);
+    auto r = decode(m);
+    REQUIRE(r.rejected);
+    CHECK(r.rejected->code == "unstorable_value");
+  }
+  SECTION("too large") {
+    std::string big(300 * 1024, 'x');
+    message m(structured(std::string(R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},)"
+                                     R"("primary_resource":{"type":"t","id":"i"},"description":")") + big + "\"}"));
+    auto r = decode(m);
+    REQUIRE(r.rejected);
+    CHECK(r.rejected->code == "too_large");
+  }
+  SECTION("deep nesting is refused without exhausting the stack") {
+    std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    message m(structured(std::string(R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},)"
+                                     R"("primary_resource":{"type":"t","id":"i"},"metadata":{"x":)") + deep + "}}"));
+    auto r = decode(m, trail::decoder_limits{1 << 20, 4 << 20, 1000, 64});
+    REQUIRE(r.rejected);
+    CHECK_THAT(r.rejected->message, Catch::Contains("nesting"));
+  }
+}
+
+TEST_CASE("the committed event carries the normalized payload", "[decoder]") {
+  message m(structured(kPayload));
+  auto out = decode(m);
+  REQUIRE_FALSE(out.rejected);
+  const auto& r = out.records[0];
+  const std::string full = r.committed_head + R"("sequence":"1","recordedtime":"x","data":)" + r.data_json + "}";
+  rapidjson::Document d;
+  d.Parse(full.c_str());
+  REQUIRE_FALSE(d.HasParseError());
+  CHECK(std::string(d["tenantid"].GetString()) == "acme");
+  CHECK(std::string(d["data"]["actor"]["type"].GetString()) == "ACTOR_TYPE_USER");
+  CHECK(std::string(d["data"]["primary_resource"]["id"].GetString()) == "u2");
+}
