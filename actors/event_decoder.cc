@@ -36,8 +36,16 @@ void write_string(json_writer& w, std::string_view s) {
 void write_key(json_writer& w, std::string_view s) {
   w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
+// One reusable output buffer per thread: rendering allocates only when an
+// event is larger than any before it on this thread.
+rapidjson::StringBuffer& scratch() {
+  thread_local rapidjson::StringBuffer sb;
+  sb.Clear();
+  return sb;
+}
+
 std::string render(const Value& v) {
-  rapidjson::StringBuffer sb;
+  auto& sb = scratch();
   json_writer w(sb);
   v.Accept(w);
   return {sb.GetString(), sb.GetSize()};
@@ -56,7 +64,7 @@ class fields {
 
   // A string field. Returns false (and records the error) if present with the
   // wrong type or length, or missing while required.
-  bool string(const char* name, std::optional<std::string>& out, bool required, size_t max_len,
+  bool string(const char* name, std::optional<std::string_view>& out, bool required, size_t max_len,
               std::optional<rejection>& err) const {
     const Value* v = get(name);
     if (!v) {
@@ -75,7 +83,7 @@ class fields {
       err = payload_error(path(name) + " is longer than " + std::to_string(max_len) + " bytes");
       return false;
     }
-    out.emplace(v->GetString(), v->GetStringLength());
+    out.emplace(v->GetString(), v->GetStringLength());  // valid while the document lives
     return true;
   }
 
@@ -155,19 +163,19 @@ std::optional<std::string> decode_base64(std::string_view in) {
 }
 
 struct resource_ref {
-  std::string type, id;
+  std::string_view type, id;
 };
 
 std::optional<rejection> read_resource(const Value& v, const std::string& path, resource_ref& out) {
   if (!v.IsObject()) return payload_error(path + " must be an object with 'type' and 'id'");
   fields f(v, path);
   std::optional<rejection> err;
-  std::optional<std::string> type, id;
+  std::optional<std::string_view> type, id;
   if (!f.string("type", type, true, kMaxIdLength, err) || !f.string("id", id, true, kMaxIdLength, err) ||
       !f.only_known({"type", "id"}, err))
     return err;
-  out.type = std::move(*type);
-  out.id = std::move(*id);
+  out.type = *type;
+  out.id = *id;
   return std::nullopt;
 }
 
@@ -202,7 +210,9 @@ std::optional<rejection> check_storable(const Value& root, size_t max_depth) {
     const Value* v;
     size_t depth;
   };
-  std::vector<frame> stack{{&root, 1}};
+  thread_local std::vector<frame> stack;
+  stack.clear();
+  stack.push_back({&root, 1});
   auto check_string = [](std::string_view s) -> std::optional<rejection> {
     if (std::memchr(s.data(), '\0', s.size()))
       return rejection{reason::unstorable, "a string contains the NUL character (\\u0000), which PostgreSQL cannot store"};
@@ -255,13 +265,13 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
   std::optional<rejection> err;
 
   // ---- tenant ----
-  std::optional<std::string> tenant;
+  std::optional<std::string_view> tenant;
   if (!f.string("tenant_id", tenant, false, 0, err)) return err;
   if (const auto* ext = env.extension("tenantid")) {
     if (ext->type != ce_extension::kind::string)
       return payload_error("extension 'tenantid' must be a string");
     if (tenant && *tenant != ext->text)
-      return payload_error("data.tenant_id '" + *tenant + "' does not match extension tenantid '" + ext->text + "'");
+      return payload_error("data.tenant_id '" + std::string(*tenant) + "' does not match extension tenantid '" + ext->text + "'");
     tenant = ext->text;
   }
   if (!tenant) return payload_error("tenant_id is required (data.tenant_id or the tenantid extension)");
@@ -269,7 +279,7 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
     return payload_error("tenant_id must be 1-128 characters of [A-Za-z0-9._:-]");
 
   // ---- what happened ----
-  std::optional<std::string> action, category_in, severity_in, description, correlation_id,
+  std::optional<std::string_view> action, category_in, severity_in, description, correlation_id,
       request_id, source_service, trace_id, occurred_text;
   if (!f.string("action", action, true, kMaxActionLength, err) ||
       !f.string("category", category_in, false, 0, err) ||
@@ -298,7 +308,7 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
     auto s = normalize_enum(*severity_in, "SEVERITY_",
                             {"DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "SECURITY"});
     if (!s)
-      return payload_error("data.severity '" + *severity_in +
+      return payload_error("data.severity '" + std::string(*severity_in) +
                            "' is not one of SEVERITY_DEBUG|INFO|NOTICE|WARNING|ERROR|CRITICAL|SECURITY");
     severity = std::move(*s);
   }
@@ -308,7 +318,7 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
   if (!actor_v) return payload_error("data.actor is required");
   if (!actor_v->IsObject()) return payload_error("data.actor must be an object");
   fields af(*actor_v, "data.actor");
-  std::optional<std::string> actor_type_in, actor_id, actor_name, actor_ip, actor_ua, actor_session;
+  std::optional<std::string_view> actor_type_in, actor_id, actor_name, actor_ip, actor_ua, actor_session;
   if (!af.string("type", actor_type_in, true, 0, err) || !af.string("id", actor_id, true, kMaxIdLength, err) ||
       !af.string("display_name", actor_name, false, kMaxIdLength, err) ||
       !af.string("ip", actor_ip, false, 64, err) || !af.string("user_agent", actor_ua, false, 2048, err) ||
@@ -317,9 +327,9 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
     return err;
   auto actor_type = normalize_enum(*actor_type_in, "ACTOR_TYPE_", {"USER", "SYSTEM", "SERVICE", "API_KEY"});
   if (!actor_type)
-    return payload_error("data.actor.type '" + *actor_type_in + "' is not one of ACTOR_TYPE_USER|SYSTEM|SERVICE|API_KEY");
-  if (actor_ip && !valid_ip(*actor_ip))
-    return payload_error("data.actor.ip '" + *actor_ip + "' is not an IPv4 or IPv6 address");
+    return payload_error("data.actor.type '" + std::string(*actor_type_in) + "' is not one of ACTOR_TYPE_USER|SYSTEM|SERVICE|API_KEY");
+  if (actor_ip && !valid_ip(std::string(*actor_ip)))
+    return payload_error("data.actor.ip '" + std::string(*actor_ip) + "' is not an IPv4 or IPv6 address");
 
   // ---- to what ----
   const Value* res_v = f.get("primary_resource");
@@ -364,12 +374,12 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
   }
 
   // ---- the result ----
-  std::optional<std::string> outcome_status, outcome_code;
+  std::optional<std::string_view> outcome_status, outcome_code;
   if (const Value* oc = f.get("outcome")) {
     if (oc->IsString()) {
       const std::string u = upper(sv(*oc));
       if (u == "SUCCESS" || u == "FAILURE") {
-        outcome_status = u;
+        outcome_status = u == "SUCCESS" ? "SUCCESS" : "FAILURE";
       } else if (u == "DENIED") {  // shorthand for an authorization refusal
         outcome_status = "FAILURE";
         outcome_code = "denied";
@@ -378,14 +388,14 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
       }
     } else if (oc->IsObject()) {
       fields of(*oc, "data.outcome");
-      std::optional<std::string> status;
+      std::optional<std::string_view> status;
       if (!of.string("status", status, true, 0, err) || !of.string("error_code", outcome_code, false, kMaxIdLength, err) ||
           !of.only_known({"status", "error_code"}, err))
         return err;
       const std::string u = upper(*status);
       if (u != "SUCCESS" && u != "FAILURE")
-        return payload_error("data.outcome.status '" + *status + "' is not SUCCESS or FAILURE");
-      outcome_status = u;
+        return payload_error("data.outcome.status '" + std::string(*status) + "' is not SUCCESS or FAILURE");
+      outcome_status = u == "SUCCESS" ? "SUCCESS" : "FAILURE";
     } else {
       return payload_error("data.outcome must be an object {status, error_code}");
     }
@@ -396,13 +406,14 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
 
   // ---- defaults from the envelope ----
   if (!source_service) source_service = env.source;
+  std::optional<std::string> trace_storage;
   if (!trace_id)
     if (const auto* tp = env.extension("traceparent"); tp && tp->type == ce_extension::kind::string)
-      trace_id = trace_id_from_traceparent(tp->text);
+      if ((trace_storage = trace_id_from_traceparent(tp->text))) trace_id = *trace_storage;
   int64_t occurred_us;
   if (occurred_text) {
     auto t = parse_rfc3339_us(*occurred_text);
-    if (!t) return payload_error("data.occurred_at '" + *occurred_text + "' is not an RFC 3339 timestamp");
+    if (!t) return payload_error("data.occurred_at '" + std::string(*occurred_text) + "' is not an RFC 3339 timestamp");
     occurred_us = *t;
   } else if (env.time_us) {
     occurred_us = *env.time_us;
@@ -418,7 +429,7 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
     for (auto m = data.MemberBegin(); m != data.MemberEnd() && !any_unknown; ++m)
       any_unknown = !is_known_payload_field(sv(m->name));
     if (any_unknown || !env.extensions.empty() || env.dataschema) {
-      rapidjson::StringBuffer sb;
+      auto& sb = scratch();
       json_writer w(sb);
       w.StartObject();
       if (env.dataschema) {
@@ -453,7 +464,7 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
 
   std::string changes_json;
   if (changes_v) {
-    rapidjson::StringBuffer sb;
+    auto& sb = scratch();
     json_writer w(sb);
     w.StartObject();
     for (auto m = changes_v->MemberBegin(); m != changes_v->MemberEnd(); ++m) {
@@ -488,31 +499,31 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
     row.text(severity);
     row.text(*actor_type);
     row.text(*actor_id);
-    row.optional_text(actor_name ? *actor_name : "", actor_name.has_value());
-    row.optional_text(actor_ip ? *actor_ip : "", actor_ip.has_value());
-    row.optional_text(actor_ua ? *actor_ua : "", actor_ua.has_value());
-    row.optional_text(actor_session ? *actor_session : "", actor_session.has_value());
+    row.optional_text(actor_name ? *actor_name : std::string_view(), actor_name.has_value());
+    row.optional_text(actor_ip ? *actor_ip : std::string_view(), actor_ip.has_value());
+    row.optional_text(actor_ua ? *actor_ua : std::string_view(), actor_ua.has_value());
+    row.optional_text(actor_session ? *actor_session : std::string_view(), actor_session.has_value());
     row.text(resource.type);
     row.text(resource.id);
     row.optional_text(related_json, related_v != nullptr);
     row.optional_text(changes_json, changes_v != nullptr);
-    row.optional_text(outcome_status ? *outcome_status : "", outcome_status.has_value());
-    row.optional_text(outcome_code ? *outcome_code : "", outcome_code.has_value());
-    row.optional_text(description ? *description : "", description.has_value());
+    row.optional_text(outcome_status ? *outcome_status : std::string_view(), outcome_status.has_value());
+    row.optional_text(outcome_code ? *outcome_code : std::string_view(), outcome_code.has_value());
+    row.optional_text(description ? *description : std::string_view(), description.has_value());
     row.optional_text(metadata_json, metadata_v != nullptr);
-    row.optional_text(correlation_id ? *correlation_id : "", correlation_id.has_value());
-    row.optional_text(request_id ? *request_id : "", request_id.has_value());
+    row.optional_text(correlation_id ? *correlation_id : std::string_view(), correlation_id.has_value());
+    row.optional_text(request_id ? *request_id : std::string_view(), request_id.has_value());
     row.text(*source_service);
-    row.optional_text(trace_id ? *trace_id : "", trace_id.has_value());
+    row.optional_text(trace_id ? *trace_id : std::string_view(), trace_id.has_value());
     row.optional_text(extra, !extra.empty());
     row.end_row();
   }
 
   // ---- the committed CloudEvent: normalized payload ----
   {
-    rapidjson::StringBuffer sb;
+    auto& sb = scratch();
     json_writer w(sb);
-    auto opt = [&](const char* key, const std::optional<std::string>& v) {
+    auto opt = [&](const char* key, const std::optional<std::string_view>& v) {
       if (!v) return;
       w.Key(key);
       write_string(w, *v);
@@ -580,7 +591,7 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
     out.data_json.assign(sb.GetString(), sb.GetSize());
   }
   {
-    rapidjson::StringBuffer sb;
+    auto& sb = scratch();
     json_writer w(sb);
     w.StartObject();
     w.Key("specversion");
@@ -613,7 +624,7 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
     out.committed_head.push_back(',');
   }
 
-  out.tenant_id = std::move(*tenant);
+  out.tenant_id.assign(*tenant);
   out.ce_source = env.source;
   out.ce_id = env.id;
   out.occurred_at_us = occurred_us;
@@ -623,7 +634,12 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
 
 // ---------------------------------------------------------------------------
 
-event_decoder::event_decoder(decoder_limits limits) : limits_(limits), pool_(64 * 1024), stack_pool_(16 * 1024) {}
+event_decoder::event_decoder(decoder_limits limits)
+    : limits_(limits),
+      parse_buffer_(new char[kParseBufferBytes]),
+      stack_buffer_(new char[kStackBufferBytes]),
+      pool_(parse_buffer_.get(), kParseBufferBytes, 64 * 1024),
+      stack_pool_(stack_buffer_.get(), kStackBufferBytes, 16 * 1024) {}
 
 decode_outcome event_decoder::decode(inbound_message& msg) {
   decode_outcome result;

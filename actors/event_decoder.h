@@ -6,6 +6,7 @@
 #include <rapidjson/document.h>
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,7 +36,13 @@ class event_decoder {
   decode_outcome decode(inbound_message& msg);
 
  private:
+  // The pools keep these buffers across Clear(), so parsing a typical event
+  // allocates nothing.
+  static constexpr size_t kParseBufferBytes = 256 * 1024;
+  static constexpr size_t kStackBufferBytes = 32 * 1024;
   decoder_limits limits_;
+  std::unique_ptr<char[]> parse_buffer_;
+  std::unique_ptr<char[]> stack_buffer_;
   rapidjson::MemoryPoolAllocator<> pool_;
   rapidjson::MemoryPoolAllocator<> stack_pool_;
 };

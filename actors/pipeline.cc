@@ -5,6 +5,7 @@
 #include <chrono>
 #include <unordered_map>
 
+#include "actors/batching.h"
 #include "actors/event_decoder.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -12,129 +13,14 @@
 namespace trail {
 
 using inbound_chunk = std::vector<inbound_message*>;
-using tenant_groups = std::vector<record_batch>;
 
 }  // namespace trail
 
-// Local-only message types (never serialized): they carry pointers and
-// move-only payloads between actors of one process.
+// Local-only message type (never serialized): pointers to fetched messages.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(trail::inbound_chunk)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(trail::record_batch)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(trail::tenant_groups)
 
 namespace trail {
 namespace {
-
-using flush_atom = caf::atom_constant<caf::atom("flush")>;
-using idle_atom = caf::atom_constant<caf::atom("idle")>;
-using retire_atom = caf::atom_constant<caf::atom("retire")>;
-
-// ---- tenant_batcher ---------------------------------------------------------
-
-struct batcher_state {
-  std::string tenant;
-  record_batch pending;
-  size_t pending_bytes = 0;
-  uint64_t epoch = 0;           // identifies the current linger timer
-  bool linger_armed = false;
-  bool idle_armed = false;
-  uint64_t received = 0;        // record messages received from the router
-  std::chrono::steady_clock::time_point last_flush;
-};
-
-caf::behavior tenant_batcher(caf::stateful_actor<batcher_state>* self, std::string tenant, caf::actor router,
-                             const config* cfg, batch_sink* sink) {
-  self->state.tenant = std::move(tenant);
-  self->state.last_flush = std::chrono::steady_clock::now();
-  const auto linger = std::chrono::milliseconds(cfg->batch_max_linger_ms);
-  const auto idle = std::chrono::seconds(cfg->batcher_idle_s);
-  auto arm_idle = [=](std::chrono::steady_clock::duration after) {
-    if (self->state.idle_armed) return;
-    self->state.idle_armed = true;
-    self->delayed_send(self, after, idle_atom::value);
-  };
-  auto flush = [=] {
-    auto& st = self->state;
-    if (!st.pending.empty()) sink->submit(std::move(st.pending));
-    st.pending = {};
-    st.pending_bytes = 0;
-    ++st.epoch;
-    st.linger_armed = false;
-    st.last_flush = std::chrono::steady_clock::now();
-    arm_idle(idle);
-  };
-  return {
-      [=](record_batch& records) {
-        auto& st = self->state;
-        ++st.received;
-        if (st.pending.empty()) st.pending.reserve(records.size());
-        for (auto& r : records) {
-          st.pending_bytes += r.copy_tail.size();
-          st.pending.push_back(std::move(r));
-        }
-        if (static_cast<int64_t>(st.pending.size()) >= cfg->batch_max_events ||
-            static_cast<int64_t>(st.pending_bytes) >= cfg->batch_max_bytes) {
-          flush();
-        } else if (!st.linger_armed) {
-          st.linger_armed = true;
-          self->delayed_send(self, linger, flush_atom::value, st.epoch);
-        }
-      },
-      [=](flush_atom, uint64_t epoch) {
-        if (epoch == self->state.epoch) flush();
-      },
-      [=](flush_atom) { flush(); },
-      [=](idle_atom) {
-        auto& st = self->state;
-        st.idle_armed = false;
-        if (!st.pending.empty()) return;  // busy: the next flush re-arms
-        const auto quiet = std::chrono::steady_clock::now() - st.last_flush;
-        if (quiet >= idle) self->send(router, idle_atom::value, st.tenant, st.received);
-        else arm_idle(idle - quiet);
-      },
-      [=](retire_atom) {
-        if (!self->state.pending.empty()) flush();
-        self->quit();
-      },
-  };
-}
-
-// ---- tenant_router ----------------------------------------------------------
-
-struct router_state {
-  struct entry {
-    caf::actor batcher;
-    uint64_t sent = 0;
-  };
-  std::unordered_map<std::string, entry> batchers;
-};
-
-caf::behavior tenant_router(caf::stateful_actor<router_state>* self, const config* cfg, batch_sink* sink) {
-  return {
-      [=](tenant_groups& groups) {
-        for (auto& g : groups) {
-          auto& e = self->state.batchers[g.front().tenant_id];
-          if (!e.batcher) {
-            e.batcher = self->spawn<caf::linked>(tenant_batcher, g.front().tenant_id, caf::actor_cast<caf::actor>(self), cfg, sink);
-            metrics::get().batchers.Set(static_cast<double>(self->state.batchers.size()));
-          }
-          ++e.sent;
-          self->send(e.batcher, std::move(g));
-        }
-      },
-      [=](idle_atom, const std::string& tenant, uint64_t received) {
-        auto it = self->state.batchers.find(tenant);
-        // Retire only if every record message sent to it has been received.
-        if (it == self->state.batchers.end() || it->second.sent != received) return;
-        self->send(it->second.batcher, retire_atom::value);
-        self->state.batchers.erase(it);
-        metrics::get().batchers.Set(static_cast<double>(self->state.batchers.size()));
-      },
-      [=](flush_atom) {
-        for (auto& [tenant, e] : self->state.batchers) self->send(e.batcher, flush_atom::value);
-      },
-  };
-}
 
 // ---- validator ----------------------------------------------------------------
 

@@ -50,6 +50,7 @@ class metrics {
 // Readiness as /readyz reports it: each part sets its own flag.
 struct health {
   std::atomic<bool> nats_connected{false};
+  std::atomic<bool> nats_closing{false};  // set before a deliberate close
   std::atomic<bool> consumer_running{false};
   std::atomic<int> writers_connected{0};
   std::atomic<int> writers_total{0};

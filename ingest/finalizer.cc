@@ -42,8 +42,8 @@ void commit_finalizer::republish(const audit_record& r) {
     metrics::get().republish_failed.Increment();
     return;
   }
-  natsMsgHeader_Set(msg, "Content-Type", "application/cloudevents+json");
-  natsMsgHeader_Set(msg, "Trail-Sequence", std::to_string(r.sequence).c_str());
+  // No headers beyond Nats-Msg-Id: structured mode is the NATS binding's
+  // default, and the sequence is in the event.
   if (cfg_.committed_stream.empty()) {
     if (natsConnection_PublishMsg(source_.connection(), msg) == NATS_OK) metrics::get().republish_ok.Increment();
     else metrics::get().republish_failed.Increment();

@@ -13,7 +13,9 @@ constexpr int64_t kNsPerSecond = 1000000000LL;
 constexpr int kDispatchChunk = 64;  // messages per hand-off to one validator
 
 void on_disconnected(natsConnection*, void* closure) {
-  static_cast<health*>(closure)->nats_connected = false;
+  auto* h = static_cast<health*>(closure);
+  h->nats_connected = false;
+  if (h->nats_closing) return;
   log::warn("nats", "disconnected from NATS; reconnecting (un-acked messages stay with the broker)");
 }
 void on_reconnected(natsConnection*, void* closure) {
@@ -294,6 +296,7 @@ void jetstream_source::close() {
     natsSubscription_Destroy(sub_);
     sub_ = nullptr;
   }
+  health_.nats_closing = true;
   if (nc_) {
     natsConnection_FlushTimeout(nc_, 5000);
     natsConnection_Close(nc_);

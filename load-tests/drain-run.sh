@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs traild until the durable consumer has nothing pending or un-acked, then
+# stops it with SIGTERM. Used by drain-bench.sh (timed by the harness's measure.py).
+#   drain-run.sh NATSBENCH_BIN
+set -euo pipefail
+NATSBENCH=$1
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+"$ROOT/build/bin/traild" run 2>"${TRAIL_BENCH_LOG:-/dev/null}" &
+pid=$!
+sleep 0.5
+while kill -0 "$pid" 2>/dev/null; do
+  if "$NATSBENCH" -s "$TRAIL_NATS_URL" info -c "${TRAIL_NATS_CONSUMER:-trail-ingest}" 2>/dev/null |
+      grep -q ' num_pending=0 num_ack_pending=0 '; then
+    kill -TERM "$pid"
+    wait "$pid"
+    exit $?
+  fi
+  sleep 0.1
+done
+echo "traild exited before draining" >&2
+exit 1
