@@ -30,7 +30,7 @@ struct validator_state {
 };
 
 caf::behavior validator(caf::stateful_actor<validator_state>* self, caf::actor router, decoder_limits limits,
-                        message_settler* settler) {
+                        uint64_t max_deliver, message_settler* settler) {
   self->state.decoder = std::make_unique<event_decoder>(limits);
   return {
       [=](inbound_chunk& chunk) {
@@ -39,6 +39,12 @@ caf::behavior validator(caf::stateful_actor<validator_state>* self, caf::actor r
         auto& group_of = self->state.group_of;
         group_of.clear();
         for (inbound_message* msg : chunk) {
+          if (msg->delivered >= max_deliver) {
+            // Its last delivery: it must not vanish silently when this one fails too.
+            settler->reject(msg, {"max_deliver_exceeded", "delivered " + std::to_string(msg->delivered) +
+                                                              " times (nats.max_deliver) without being committed"});
+            continue;
+          }
           decode_outcome out = self->state.decoder->decode(*msg);
           m.received(out.mode).Increment(out.rejected ? 1.0 : static_cast<double>(out.records.size()));
           if (out.rejected) {
@@ -91,7 +97,7 @@ actor_pipeline::actor_pipeline(const config& cfg, batch_sink& sink, message_sett
   decoder_limits limits{static_cast<size_t>(cfg.max_event_bytes), static_cast<size_t>(cfg.max_batch_bytes),
                         static_cast<size_t>(cfg.max_batch_events), static_cast<size_t>(cfg.max_json_depth)};
   for (int64_t i = 0; i < cfg.validators; ++i)
-    impl_->validators.push_back(impl_->system.spawn(validator, impl_->router, limits, &settler));
+    impl_->validators.push_back(impl_->system.spawn(validator, impl_->router, limits, static_cast<uint64_t>(cfg.max_deliver), &settler));
 }
 
 actor_pipeline::~actor_pipeline() { stop(); }

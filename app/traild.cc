@@ -144,6 +144,11 @@ int run(const config& cfg) {
   writers.stop();
   finalizer.stop();
   dlq.stop();
+  if (!drained) {
+    // Whatever is left was not committed: have it redelivered soon.
+    const size_t n = source.nak_all_in_flight(1000);
+    log::info("traild", "un-committed messages handed back to the broker", {{"messages", n}});
+  }
   partition_keeper.join();
   source.close();
   http.stop();

@@ -39,6 +39,10 @@ struct inbound_message {
   // Set by the first dead letter published for this message (a batch-mode
   // message is dead-lettered once even if several of its events are refused).
   std::atomic<bool> dead_lettered{false};
+  // The source's list of messages in flight (guarded by its mutex).
+  inbound_message* prev = nullptr;
+  inbound_message* next = nullptr;
+  int64_t progress_at_us = 0;  // last fetch or InProgress
 
   // Case-insensitive header lookup; nullptr when absent.
   const std::string* header(std::string_view name) const;

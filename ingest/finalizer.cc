@@ -54,21 +54,52 @@ void commit_finalizer::republish(const audit_record& r) {
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MsgId = msg_id.c_str();
-  while (true) {
-    natsStatus s = js_PublishMsgAsync(source_.js(), &msg, &po);  // takes ownership on success
-    if (s == NATS_OK) return;
-    if (s != NATS_TIMEOUT || stop_) {  // timeout = too many unconfirmed publishes: wait and retry
-      metrics::get().republish_failed.Increment();
-      log::warn("republish", "could not publish a committed event", {{"subject", subject}, {"error", nats_error_text(s)}});
-      natsMsg_Destroy(msg);
-      return;
+  natsStatus s;
+  // NATS_TIMEOUT: too many unconfirmed publishes; they drain as the broker answers.
+  while ((s = js_PublishMsgAsync(source_.js(), &msg, &po)) == NATS_TIMEOUT && !stop_) {
+  }
+  if (s != NATS_OK) {
+    // Not sent (e.g. between a disconnect and the reconnect): try again later.
+    // The Nats-Msg-Id header is already on the message.
+    source_.republish_retries().enqueue(msg);
+  }
+}
+
+void commit_finalizer::retry_republishes() {
+  if (source_.take_resend_request()) {
+    natsMsgList pending{nullptr, 0};
+    if (js_PublishAsyncGetPendingList(&pending, source_.js()) == NATS_OK) {
+      log::info("republish", "publishing again what was unconfirmed across a reconnect", {{"events", pending.Count}});
+      for (int i = 0; i < pending.Count; ++i) {
+        source_.republish_retries().enqueue(pending.Msgs[i]);
+        pending.Msgs[i] = nullptr;
+      }
+      natsMsgList_Destroy(&pending);
     }
+  }
+  // Paced: a broker that refuses now (no responders during a restart) is
+  // given time before the next attempt.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_retry_ < std::chrono::milliseconds(250)) return;
+  last_retry_ = now;
+  std::vector<natsMsg*> batch(1024);
+  size_t n;
+  while ((n = source_.republish_retries().try_dequeue_bulk(batch.begin(), batch.size())) > 0) {
+    for (size_t i = 0; i < n; ++i) {
+      natsMsg* msg = batch[i];
+      natsStatus s;
+      while ((s = js_PublishMsgAsync(source_.js(), &msg, nullptr)) == NATS_TIMEOUT && !stop_) {
+      }
+      if (s != NATS_OK) source_.republish_retries().enqueue(msg);  // still not sendable: next round
+    }
+    if (n < batch.size()) break;
   }
 }
 
 void commit_finalizer::run() {
   std::vector<audit_record> records;
   while (true) {
+    retry_republishes();
     if (!queue_.wait_dequeue_timed(records, std::chrono::milliseconds(100))) {
       if (stop_) return;
       continue;

@@ -11,6 +11,7 @@
 #include <blockingconcurrentqueue.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "ingest/dead_letter.h"
@@ -33,6 +34,7 @@ class commit_finalizer final : public commit_observer {
  private:
   void run();
   void republish(const audit_record& r);
+  void retry_republishes();
 
   const config& cfg_;
   jetstream_source& source_;
@@ -41,6 +43,7 @@ class commit_finalizer final : public commit_observer {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::string buffer_;
+  std::chrono::steady_clock::time_point last_retry_{};
 };
 
 }  // namespace trail

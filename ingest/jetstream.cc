@@ -18,24 +18,46 @@ void on_disconnected(natsConnection*, void* closure) {
   if (h->nats_closing) return;
   log::warn("nats", "disconnected from NATS; reconnecting (un-acked messages stay with the broker)");
 }
-void on_reconnected(natsConnection*, void* closure) {
-  static_cast<health*>(closure)->nats_connected = true;
+}  // namespace
+
+void jetstream_source::on_reconnected(natsConnection*, void* closure) {
+  auto* self = static_cast<jetstream_source*>(closure);
+  self->health_.nats_connected = true;
+  // Publishes in flight across the outage may never be answered: the
+  // finalizer takes them back and publishes them again.
+  self->resend_pending_ = true;
   log::info("nats", "reconnected to NATS");
 }
 
-void on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void*) {
-  if (pa) {
-    metrics::get().republish_ok.Increment();
-  } else {
-    metrics::get().republish_failed.Increment();
-    log::warn("republish", "the broker did not confirm a committed event",
-              {{"subject", natsMsg_GetSubject(msg)},
-               {"error", pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(pae ? pae->Err : NATS_ERR)}});
-  }
-  natsMsg_Destroy(msg);
-}
+namespace {
+
+// Retries are paced by the finalizer (every 250 ms): about a minute of outage.
+constexpr int kRepublishAttempts = 240;
 
 }  // namespace
+
+void jetstream_source::on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+  if (pa) {
+    metrics::get().republish_ok.Increment();
+    natsMsg_Destroy(msg);
+    return;
+  }
+  // Not confirmed: publish again later from the finalizer thread (never from
+  // here: this thread is the one that frees pending publishes).
+  const char* attempt = nullptr;
+  int n = 1;
+  if (natsMsgHeader_Get(msg, "Trail-Attempt", &attempt) == NATS_OK && attempt) n = std::atoi(attempt);
+  if (n < kRepublishAttempts) {
+    natsMsgHeader_Set(msg, "Trail-Attempt", std::to_string(n + 1).c_str());
+    static_cast<jetstream_source*>(closure)->republish_retries_.enqueue(msg);
+    return;
+  }
+  metrics::get().republish_failed.Increment();
+  log::warn("republish", "the broker did not confirm a committed event; giving up after retries",
+            {{"subject", natsMsg_GetSubject(msg)},
+             {"error", pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(pae ? pae->Err : NATS_ERR)}});
+  natsMsg_Destroy(msg);
+}
 
 const char* nats_error_text(natsStatus s, jsErrCode jerr) {
   static thread_local std::string text;
@@ -66,7 +88,7 @@ bool jetstream_source::connect(const std::atomic<bool>& abort) {
   natsOptions_SetPingInterval(opts, 5000);
   natsOptions_SetMaxPingsOut(opts, 3);
   natsOptions_SetDisconnectedCB(opts, on_disconnected, &health_);
-  natsOptions_SetReconnectedCB(opts, on_reconnected, &health_);
+  natsOptions_SetReconnectedCB(opts, &jetstream_source::on_reconnected, this);
 
   int64_t backoff_ms = 100;
   while (!abort) {
@@ -85,7 +107,8 @@ bool jetstream_source::connect(const std::atomic<bool>& abort) {
   jsOptions_Init(&jo);
   jo.Wait = 10000;
   jo.PublishAsync.MaxPending = cfg_.publish_max_pending;
-  jo.PublishAsync.AckHandler = on_publish_ack;
+  jo.PublishAsync.AckHandler = &jetstream_source::on_publish_ack;
+  jo.PublishAsync.AckHandlerClosure = this;
   if (natsStatus s = natsConnection_JetStream(&js_, nc_, &jo); s != NATS_OK) {
     log::error("nats", "cannot create a JetStream context", {{"error", nats_error_text(s)}});
     return false;
@@ -173,12 +196,57 @@ void jetstream_source::start_fetching(deliver_fn deliver) {
   deliver_ = std::move(deliver);
   stop_ = false;
   fetch_thread_ = std::thread([this] { fetch_loop(); });
+  keepalive_thread_ = std::thread([this] { keepalive_loop(); });
 }
 
 void jetstream_source::stop_fetching() {
   stop_ = true;
   if (fetch_thread_.joinable()) fetch_thread_.join();
   health_.consumer_running = false;
+}
+
+void jetstream_source::track(inbound_message* m) {
+  std::lock_guard<std::mutex> lock(inflight_mu_);
+  m->next = inflight_head_;
+  if (inflight_head_) inflight_head_->prev = m;
+  inflight_head_ = m;
+}
+
+void jetstream_source::untrack(inbound_message* m) {
+  std::lock_guard<std::mutex> lock(inflight_mu_);
+  if (m->prev) m->prev->next = m->next;
+  else inflight_head_ = m->next;
+  if (m->next) m->next->prev = m->prev;
+  m->prev = m->next = nullptr;
+}
+
+// While the database is down, messages wait in memory; InProgress resets
+// their ack timer so JetStream does not redeliver them in a storm.
+void jetstream_source::keepalive_loop() {
+  const int64_t every_us = std::max<int64_t>(1, cfg_.ack_wait_s / 3) * 1000000;
+  std::unique_lock<std::mutex> wait_lock(keepalive_mu_);
+  while (!keepalive_cv_.wait_for(wait_lock, std::chrono::milliseconds(std::min<int64_t>(every_us / 1000, 1000)),
+                                 [&] { return closing_.load(); })) {
+    const int64_t now = now_unix_us();
+    size_t touched = 0;
+    std::lock_guard<std::mutex> lock(inflight_mu_);
+    for (inbound_message* m = inflight_head_; m; m = m->next) {
+      if (now - m->progress_at_us < every_us) continue;
+      if (natsMsg_InProgress(static_cast<natsMsg*>(m->handle), nullptr) == NATS_OK) {
+        m->progress_at_us = now;
+        ++touched;
+      }
+    }
+    if (touched) log::info("ingest", "kept waiting messages alive (InProgress)", {{"messages", touched}});
+  }
+}
+
+size_t jetstream_source::nak_all_in_flight(int64_t delay_ms) {
+  size_t n = 0;
+  std::lock_guard<std::mutex> lock(inflight_mu_);
+  for (inbound_message* m = inflight_head_; m; m = m->next, ++n)
+    natsMsg_NakWithDelay(static_cast<natsMsg*>(m->handle), delay_ms, nullptr);
+  return n;
 }
 
 void jetstream_source::fetch_loop() {
@@ -192,9 +260,23 @@ void jetstream_source::fetch_loop() {
     m.inflight_bytes.Set(static_cast<double>(gate_.bytes()));
     if (room == 0) continue;  // full: JetStream keeps the backlog
 
+    // No pull requests while disconnected: nats.c would buffer them and send
+    // them all at once after the reconnect.
+    if (natsConnection_Status(nc_) != NATS_CONN_STATUS_CONNECTED) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
     jsFetchRequest req;
     jsFetchRequest_Init(&req);
     req.Batch = static_cast<int>(std::min<int64_t>(room, cfg_.fetch_batch));
+    // Messages already waiting in the subscription (answers to earlier pull
+    // requests, e.g. after a reconnect) are taken exactly, without a new
+    // request: nats.c 3.4.1's fetch overruns its array when more than half a
+    // batch is already waiting and it goes on to request the rest.
+    int waiting = 0;
+    if (natsSubscription_GetPending(sub_, &waiting, nullptr) == NATS_OK && waiting > 0)
+      req.Batch = static_cast<int>(std::min<int64_t>(waiting, req.Batch));
+    const int requested = req.Batch;  // _fetch modifies the request
     // Let one fetch overshoot the byte bound by at most 8 MiB, so that a single
     // large message can always be fetched.
     req.MaxBytes = std::max<int64_t>(gate_.free_bytes(), 8 * 1024 * 1024);
@@ -216,6 +298,13 @@ void jetstream_source::fetch_loop() {
     }
     backoff_ms = 50;
     health_.consumer_running = true;
+    if (list.Count > requested) {
+      // The client library wrote past its own array: memory is no longer
+      // trustworthy. Stop hard; nothing un-acked is lost (JetStream redelivers).
+      log::error("ingest", "nats.c returned more messages than requested; aborting",
+                 {{"requested", requested}, {"returned", list.Count}});
+      std::abort();
+    }
     const int64_t now = now_unix_us();
     for (int i = 0; i < list.Count; ++i) {
       natsMsg* msg = list.Msgs[i];
@@ -225,6 +314,7 @@ void jetstream_source::fetch_loop() {
       in->data = std::string_view(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
       in->subject = natsMsg_GetSubject(msg);
       in->fetched_at_us = now;
+      in->progress_at_us = now;
       jsMsgMetaData* meta = nullptr;
       if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         in->stream_seq = meta->Sequence.Stream;
@@ -245,6 +335,7 @@ void jetstream_source::fetch_loop() {
         free(keys);
       }
       gate_.acquire(1, static_cast<int64_t>(in->data.size()));
+      track(in);
       chunk.push_back(in);
       if (chunk.size() == kDispatchChunk) deliver_(std::exchange(chunk, {}));
     }
@@ -255,6 +346,7 @@ void jetstream_source::fetch_loop() {
 
 void jetstream_source::finish(inbound_message* m, disposition d, int64_t nak_delay_ms) {
   auto* msg = static_cast<natsMsg*>(m->handle);
+  untrack(m);  // before the ack: the keepalive thread never touches a settled message
   natsStatus s = NATS_OK;
   switch (d) {
     case disposition::ack: s = natsMsg_Ack(msg, nullptr); break;
@@ -286,6 +378,12 @@ bool jetstream_source::consumer_info(consumer_state& out) {
 }
 
 void jetstream_source::close() {
+  {
+    std::lock_guard<std::mutex> lock(keepalive_mu_);
+    closing_ = true;
+  }
+  keepalive_cv_.notify_all();
+  if (keepalive_thread_.joinable()) keepalive_thread_.join();
   if (js_) {
     jsPubOptions po;
     jsPubOptions_Init(&po);

@@ -11,9 +11,12 @@
 //  - the subscription and the connection outlive every un-acked message: close()
 //    runs only after the gate has drained or the shutdown deadline has passed.
 
+#include <concurrentqueue.h>
 #include <nats/nats.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <functional>
 #include <string>
 #include <thread>
@@ -52,6 +55,9 @@ class jetstream_source {
   void close();
 
   void finish(inbound_message* m, disposition d, int64_t nak_delay_ms = 0);
+  // Shutdown, after every writer and the finalizer have stopped: nak what is
+  // still in flight so that it is redelivered soon rather than after ack_wait.
+  size_t nak_all_in_flight(int64_t delay_ms);
   // One event of `m` is settled; the last one settles the message with `d`.
   void count_down(inbound_message* m, disposition d);
 
@@ -60,8 +66,20 @@ class jetstream_source {
   inflight_gate& gate() { return gate_; }
   bool consumer_info(consumer_state& out);
 
+  // Committed events whose republish the broker did not confirm, to publish
+  // again (by the finalizer thread). Owned here because the broker's ack
+  // handler, on a nats.c thread, is where failures arrive.
+  moodycamel::ConcurrentQueue<natsMsg*>& republish_retries() { return republish_retries_; }
+  // True once after each reconnect: unconfirmed publishes must be sent again.
+  bool take_resend_request() { return resend_pending_.exchange(false); }
+
  private:
   void fetch_loop();
+  void keepalive_loop();
+  void track(inbound_message* m);
+  void untrack(inbound_message* m);
+  static void on_reconnected(natsConnection*, void* closure);
+  static void on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
   bool ensure_stream(const std::string& name, const std::vector<std::string>& subjects, int64_t max_age_s,
                      int64_t max_bytes, int64_t duplicate_window_s);
   bool ensure_consumer();
@@ -74,7 +92,16 @@ class jetstream_source {
   natsSubscription* sub_ = nullptr;
   deliver_fn deliver_;
   std::thread fetch_thread_;
+  std::thread keepalive_thread_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> closing_{false};
+  std::atomic<bool> resend_pending_{false};
+  std::mutex keepalive_mu_;
+  std::condition_variable keepalive_cv_;
+  // Every message fetched and not yet settled, for InProgress and shutdown.
+  std::mutex inflight_mu_;
+  inbound_message* inflight_head_ = nullptr;
+  moodycamel::ConcurrentQueue<natsMsg*> republish_retries_;
 };
 
 const char* nats_error_text(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0));

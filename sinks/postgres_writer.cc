@@ -10,6 +10,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "sinks/copy_encoding.h"
@@ -285,7 +286,9 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
         r.kind != result_kind::ok)
       return r;
   }
+  failpoint::before_commit();
   if (auto r = exec(conn_, "COMMIT"); r.kind != result_kind::ok) return r;
+  failpoint::after_commit();
 
   for (const auto& t : fresh) known_tenants_.insert(t);
   size_t dups = 0;
@@ -352,6 +355,9 @@ void postgres_writer_pool::writer::write(std::vector<audit_record>&& records, bo
       default:
         backoff(r.sqlstate + " " + r.message);
         if (PQstatus(conn_) != CONNECTION_OK) disconnect();
+        // The connection may have dropped during COMMIT, whose outcome is then
+        // unknown: retry on the dedupe path, which is right either way.
+        dedupe = true;
         continue;
     }
   }

@@ -174,34 +174,32 @@ std::vector<broker::stored> broker::read_stream(const std::string& stream, uint6
   natsSubscription* sub = nullptr;
   REQUIRE(js_PullSubscribe(&sub, js_, nullptr, durable.c_str(), nullptr, &so, nullptr) == NATS_OK);
   std::vector<stored> out;
+  auto take = [&](natsMsgList& list) {
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg* m = list.Msgs[i];
+      stored st{natsMsg_GetSubject(m), std::string(natsMsg_GetData(m), natsMsg_GetDataLength(m)), {}};
+      const char** keys = nullptr;
+      int n = 0;
+      if (natsMsgHeader_Keys(m, &keys, &n) == NATS_OK) {
+        for (int k = 0; k < n; ++k) {
+          const char* v = nullptr;
+          natsMsgHeader_Get(m, keys[k], &v);
+          st.headers[keys[k]] = v ? v : "";
+        }
+        free(keys);
+      }
+      out.push_back(std::move(st));
+    }
+  };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (out.size() < expected && std::chrono::steady_clock::now() < deadline) {
     natsMsgList list{nullptr, 0};
-    natsStatus s = natsSubscription_Fetch(&list, sub, 1000, 1000, nullptr);
-    if (s == NATS_OK) {
-      for (int i = 0; i < list.Count; ++i) {
-        natsMsg* m = list.Msgs[i];
-        stored st{natsMsg_GetSubject(m), std::string(natsMsg_GetData(m), natsMsg_GetDataLength(m)), {}};
-        const char** keys = nullptr;
-        int n = 0;
-        if (natsMsgHeader_Keys(m, &keys, &n) == NATS_OK) {
-          for (int k = 0; k < n; ++k) {
-            const char* v = nullptr;
-            natsMsgHeader_Get(m, keys[k], &v);
-            st.headers[keys[k]] = v ? v : "";
-          }
-          free(keys);
-        }
-        out.push_back(std::move(st));
-      }
-    }
+    if (natsSubscription_Fetch(&list, sub, 1000, 1000, nullptr) == NATS_OK) take(list);
     natsMsgList_Destroy(&list);
   }
   // Anything beyond `expected` would be a duplicate: look for it briefly.
   natsMsgList extra{nullptr, 0};
-  if (natsSubscription_Fetch(&extra, sub, 100, 500, nullptr) == NATS_OK)
-    for (int i = 0; i < extra.Count; ++i)
-      out.push_back({natsMsg_GetSubject(extra.Msgs[i]), std::string(natsMsg_GetData(extra.Msgs[i]), natsMsg_GetDataLength(extra.Msgs[i])), {}});
+  if (natsSubscription_Fetch(&extra, sub, 100, 500, nullptr) == NATS_OK) take(extra);
   natsMsgList_Destroy(&extra);
   natsSubscription_Destroy(sub);
   js_DeleteConsumer(js_, stream.c_str(), durable.c_str(), nullptr, nullptr);
@@ -228,8 +226,9 @@ traild_process::traild_process(const std::string& pg_dsn, std::map<std::string, 
   env_.emplace("TRAIL_NATS_URL", stack().nats_url);
   env_.emplace("TRAIL_PG_DSN", pg_dsn);
   env_.emplace("TRAIL_HTTP_ADDR", "127.0.0.1:" + std::to_string(http_port_));
-  env_.emplace("TRAIL_METRICS_ADDR", "127.0.0.1:" + std::to_string(free_port()));
-  env_.emplace("TRAIL_LOG_LEVEL", "warn");
+  metrics_port_ = free_port();
+  env_.emplace("TRAIL_METRICS_ADDR", "127.0.0.1:" + std::to_string(metrics_port_));
+  env_.emplace("TRAIL_LOG_LEVEL", std::getenv("TRAIL_TEST_LOG_LEVEL") ? std::getenv("TRAIL_TEST_LOG_LEVEL") : "warn");
   log_path_ = stack().stack_dir + "/traild-" + std::to_string(http_port_) + ".log";
 }
 
@@ -237,7 +236,7 @@ traild_process::~traild_process() {
   if (running()) stop();
 }
 
-void traild_process::start() {
+void traild_process::start(bool wait_healthy) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e)
     if (std::string(*e).rfind("TRAIL_", 0) != 0) env_strings.emplace_back(*e);
@@ -254,7 +253,7 @@ void traild_process::start() {
   REQUIRE(posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv, envp.data()) == 0);
   posix_spawn_file_actions_destroy(&fa);
   // Started = /healthz answers.
-  REQUIRE(wait_until([&] { return !http_get(http_port_, "/healthz").empty(); }, 15000));
+  if (wait_healthy) REQUIRE(wait_until([&] { return !http_get(http_port_, "/healthz").empty(); }, 15000));
 }
 
 bool traild_process::running() {
@@ -298,6 +297,34 @@ std::string http_get(int port, const std::string& path, int* status) {
   if (!res) return {};
   if (status) *status = res->status;
   return res->body;
+}
+
+double traild_process::metric(const std::string& name) {
+  const std::string body = http_get(metrics_port_, "/metrics");
+  if (body.empty()) return -1;
+  double total = 0;
+  size_t pos = 0;
+  while ((pos = body.find(name, pos)) != std::string::npos) {
+    const bool line_start = pos == 0 || body[pos - 1] == '\n';
+    const size_t end = body.find('\n', pos);
+    const std::string line = body.substr(pos, end - pos);
+    pos = end;
+    if (!line_start || line.size() <= name.size() || (line[name.size()] != ' ' && line[name.size()] != '{')) continue;
+    total += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return total;
+}
+
+int64_t traild_process::peak_rss_bytes() {
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return -1;
+}
+
+void stack_action(const std::string& action) {
+  const std::string cmd = "STACK_DIR='" + stack().stack_dir + "' " + TRAIL_SOURCE_DIR + "/scripts/stack.sh " + action + " 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
 }
 
 bool wait_until(const std::function<bool()>& done, int timeout_ms) {

@@ -74,23 +74,33 @@ class traild_process {
  public:
   traild_process(const std::string& pg_dsn, std::map<std::string, std::string> extra_env = {});
   ~traild_process();
-  void start();
+  // Spawns traild; waits for /healthz unless told not to (a process meant to crash).
+  void start(bool wait_healthy = true);
   // SIGTERM and wait; returns the exit status (or -1 on timeout, after SIGKILL).
   int stop(int timeout_ms = 30000);
   void kill9();
   bool running();
   int http_port() const { return http_port_; }
+  int metrics_port() const { return metrics_port_; }
+  pid_t pid() const { return pid_; }
+  // A counter or gauge from /metrics (summed over its label sets); -1 if unreachable.
+  double metric(const std::string& name);
+  // Peak resident memory of the process (VmHWM), in bytes.
+  int64_t peak_rss_bytes();
   std::string log_path() const { return log_path_; }
 
  private:
   std::map<std::string, std::string> env_;
   pid_t pid_ = -1;
   int http_port_ = 0;
+  int metrics_port_ = 0;
   std::string log_path_;
 };
 
 int free_port();
 std::string http_get(int port, const std::string& path, int* status = nullptr);
+// Runs scripts/stack.sh with an action on the test stack (stop-pg, start-pg, restart-nats, …).
+void stack_action(const std::string& action);
 // Polls `done` every 100 ms until it is true or `timeout_ms` passes.
 bool wait_until(const std::function<bool()>& done, int timeout_ms);
 
