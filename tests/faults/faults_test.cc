@@ -25,6 +25,19 @@ bool wait_stored(const std::string& dsn, int64_t at_least, int timeout_ms) {
   return wait_until([&] { return stored(dsn) >= at_least; }, timeout_ms);
 }
 
+// What every scenario starts with: empty streams, a fresh migrated database,
+// and (unless events == 0) a known workload already published.
+struct scenario {
+  broker b;
+  std::string dsn;
+  workload w;
+  scenario(const std::string& database, size_t events) {
+    b.reset_streams();
+    dsn = fresh_database(database);
+    if (events > 0) w = publish_workload(b, events);
+  }
+};
+
 void merge(workload& into, const workload& from) {
   into.valid_request_ids.insert(from.valid_request_ids.begin(), from.valid_request_ids.end());
   into.invalid_bodies.insert(from.invalid_bodies.begin(), from.invalid_bodies.end());
@@ -36,10 +49,8 @@ void merge(workload& into, const workload& from) {
 }  // namespace
 
 TEST_CASE("1. SIGKILL in the middle of the stream, three times", "[faults]") {
-  broker b;
-  b.reset_streams();
-  const std::string dsn = fresh_database("trail_fault_kill");
-  const workload w = publish_workload(b, 30000);
+  scenario sc("trail_fault_kill", 30000);
+  auto& [b, dsn, w] = sc;
   // A short ack_wait, as an operator would set to recover quickly from crashes.
   traild_process t(dsn, {{"TRAIL_NATS_ACK_WAIT_S", "10"}});
   t.start();
@@ -58,10 +69,8 @@ TEST_CASE("1. SIGKILL in the middle of the stream, three times", "[faults]") {
 }
 
 TEST_CASE("2. SIGKILL exactly between COMMIT and ack", "[faults]") {
-  broker b;
-  b.reset_streams();
-  const std::string dsn = fresh_database("trail_fault_commit_ack");
-  const workload w = publish_workload(b, 20000);
+  scenario sc("trail_fault_commit_ack", 20000);
+  auto& [b, dsn, w] = sc;
   {
     traild_process crashing(dsn, {{"TRAIL_FAILPOINTS", "crash_after_commit=3"}, {"TRAIL_NATS_ACK_WAIT_S", "10"}});
     crashing.start(false);
@@ -81,10 +90,8 @@ TEST_CASE("2. SIGKILL exactly between COMMIT and ack", "[faults]") {
 }
 
 TEST_CASE("3. PostgreSQL stopped for 30 s in the middle of the stream", "[faults]") {
-  broker b;
-  b.reset_streams();
-  const std::string dsn = fresh_database("trail_fault_pg_down");
-  const workload w = publish_workload(b, 30000);
+  scenario sc("trail_fault_pg_down", 30000);
+  auto& [b, dsn, w] = sc;
   // A short ack_wait: without InProgress keep-alives the waiting messages
   // would be redelivered several times during the outage.
   traild_process t(dsn, {{"TRAIL_NATS_ACK_WAIT_S", "6"}});
@@ -108,10 +115,8 @@ TEST_CASE("3. PostgreSQL stopped for 30 s in the middle of the stream", "[faults
 }
 
 TEST_CASE("4. PostgreSQL restarted while transactions are in flight", "[faults]") {
-  broker b;
-  b.reset_streams();
-  const std::string dsn = fresh_database("trail_fault_pg_restart");
-  const workload w = publish_workload(b, 20000);
+  scenario sc("trail_fault_pg_restart", 20000);
+  auto& [b, dsn, w] = sc;
   // Every transaction holds its COPY open for 250 ms before COMMIT, so the
   // restarts below land inside one.
   traild_process t(dsn, {{"TRAIL_FAILPOINTS", "commit_delay_ms=250"}});
@@ -213,10 +218,8 @@ TEST_CASE("7. overload: publishers 5x faster than a slowed sink for 60 s", "[fau
 }
 
 TEST_CASE("8. SIGTERM under load: exit 0 within the deadline, nothing lost after a restart", "[faults]") {
-  broker b;
-  b.reset_streams();
-  const std::string dsn = fresh_database("trail_fault_sigterm");
-  const workload w = publish_workload(b, 40000);
+  scenario sc("trail_fault_sigterm", 40000);
+  auto& [b, dsn, w] = sc;
   {
     traild_process t(dsn);
     t.start();
@@ -235,10 +238,8 @@ TEST_CASE("8. SIGTERM under load: exit 0 within the deadline, nothing lost after
 }
 
 TEST_CASE("9. a downstream subscriber that never reads does not slow commits", "[faults]") {
-  broker b;
-  b.reset_streams();
-  const std::string dsn = fresh_database("trail_fault_slow_subscriber");
-  const workload w = publish_workload(b, 30000);
+  scenario sc("trail_fault_slow_subscriber", 30000);
+  auto& [b, dsn, w] = sc;
   // A core subscriber that never reads (small pending limits: the server and
   // client drop for it) and a durable consumer on the committed stream that
   // never fetches.
