@@ -25,25 +25,54 @@ metrics::metrics()
       republish_failed(counter(*registry_, "trail_republish_failed_total",
                                "Committed events whose republish the broker did not confirm")),
       commits(counter(*registry_, "trail_commits_total", "COPY transactions committed")),
-      db_errors(counter(*registry_, "trail_db_errors_total", "Failed database round trips (each is retried or bisected)")),
       batch_events(BuildHistogram()
                        .Name("trail_transaction_events")
                        .Help("Events per committed transaction")
                        .Register(*registry_)
                        .Add({}, Histogram::BucketBoundaries{1, 10, 50, 100, 250, 500, 1000, 2000, 4000, 8000})),
+      batch_bytes(BuildHistogram()
+                      .Name("trail_transaction_bytes")
+                      .Help("COPY bytes per committed transaction")
+                      .Register(*registry_)
+                      .Add({}, Histogram::BucketBoundaries{1e3, 1e4, 1e5, 2.5e5, 5e5, 1e6, 2.5e6, 5e6, 1e7, 2e7})),
       flush_seconds(BuildHistogram()
                         .Name("trail_transaction_seconds")
                         .Help("Time from BEGIN to COMMIT of one COPY transaction")
                         .Register(*registry_)
                         .Add({}, Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5})),
+      commit_seconds(BuildHistogram()
+                         .Name("trail_commit_seconds")
+                         .Help("Latency of the COMMIT statement alone")
+                         .Register(*registry_)
+                         .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25})),
+      end_to_end_seconds(BuildHistogram()
+                             .Name("trail_end_to_end_seconds")
+                             .Help("From the broker storing an event to its COMMIT")
+                             .Register(*registry_)
+                             .Add({}, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})),
       inflight_events(BuildGauge().Name("trail_inflight_events").Help("Messages fetched and not yet acked or dead-lettered").Register(*registry_).Add({})),
       inflight_bytes(BuildGauge().Name("trail_inflight_bytes").Help("Bytes of those messages").Register(*registry_).Add({})),
+      inflight_events_limit(BuildGauge().Name("trail_inflight_events_limit").Help("Bound on in-flight messages (limits.inflight_max_events)").Register(*registry_).Add({})),
+      inflight_bytes_limit(BuildGauge().Name("trail_inflight_bytes_limit").Help("Bound on in-flight bytes (limits.inflight_max_bytes)").Register(*registry_).Add({})),
+      backpressure_pauses(counter(*registry_, "trail_backpressure_pauses_total", "Times fetching paused because the in-flight bound was reached")),
+      backpressure_seconds(counter(*registry_, "trail_backpressure_seconds_total", "Time spent with fetching paused at the in-flight bound")),
       batchers(BuildGauge().Name("trail_tenant_batchers").Help("Live tenant batcher actors").Register(*registry_).Add({})),
-      dlq_family_(BuildCounter().Name("trail_events_dead_lettered_total").Help("Messages sent to the dead-letter stream, by reason").Register(*registry_)) {
+      consumer_pending(BuildGauge().Name("trail_consumer_pending_messages").Help("Messages the durable consumer has not delivered yet (polled)").Register(*registry_).Add({})),
+      consumer_ack_pending(BuildGauge().Name("trail_consumer_ack_pending_messages").Help("Messages delivered and not acked yet (polled)").Register(*registry_).Add({})),
+      pg_connections_busy(BuildGauge().Name("trail_pg_connections").Help("PostgreSQL writer connections, by state").Register(*registry_).Add({{"state", "busy"}})),
+      pg_connections_idle(BuildGauge().Name("trail_pg_connections").Help("PostgreSQL writer connections, by state").Register(*registry_).Add({{"state", "idle"}})),
+      nats_reconnects(counter(*registry_, "trail_nats_reconnects_total", "Reconnections to NATS")),
+      dlq_family_(BuildCounter().Name("trail_events_dead_lettered_total").Help("Messages sent to the dead-letter stream, by reason").Register(*registry_)),
+      db_error_family_(BuildCounter().Name("trail_db_errors_total").Help("Failed database round trips, by SQLSTATE class (each is retried or bisected)").Register(*registry_)) {
+  BuildGauge().Name("trail_build_info").Help("Build information").Register(*registry_).Add({{"version", TRAIL_VERSION}}).Set(1);
   auto& fam = BuildCounter().Name("trail_events_received_total").Help("Events received, by content mode").Register(*registry_);
   for (int i = 0; i < 4; ++i) received_[i] = &fam.Add({{"mode", to_string(static_cast<ingest_mode>(i))}});
 }
 
 prometheus::Counter& metrics::dead_lettered(const std::string& reason) { return dlq_family_.Add({{"reason", reason}}); }
+
+prometheus::Counter& metrics::db_error(const std::string& sqlstate) {
+  return db_error_family_.Add({{"class", sqlstate.size() >= 2 ? sqlstate.substr(0, 2) : std::string("connection")}});
+}
 
 }  // namespace trail

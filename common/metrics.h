@@ -27,6 +27,8 @@ class metrics {
 
   prometheus::Counter& received(ingest_mode m) { return *received_[static_cast<int>(m)]; }
   prometheus::Counter& dead_lettered(const std::string& reason);
+  // `sqlstate` may be empty (connection lost): counted as class "connection".
+  prometheus::Counter& db_error(const std::string& sqlstate);
 
   prometheus::Counter& committed;
   prometheus::Counter& duplicates;
@@ -34,17 +36,29 @@ class metrics {
   prometheus::Counter& republish_ok;
   prometheus::Counter& republish_failed;
   prometheus::Counter& commits;
-  prometheus::Counter& db_errors;
   prometheus::Histogram& batch_events;
+  prometheus::Histogram& batch_bytes;
   prometheus::Histogram& flush_seconds;
+  prometheus::Histogram& commit_seconds;
+  prometheus::Histogram& end_to_end_seconds;
   prometheus::Gauge& inflight_events;
   prometheus::Gauge& inflight_bytes;
+  prometheus::Gauge& inflight_events_limit;
+  prometheus::Gauge& inflight_bytes_limit;
+  prometheus::Counter& backpressure_pauses;
+  prometheus::Counter& backpressure_seconds;
   prometheus::Gauge& batchers;
+  prometheus::Gauge& consumer_pending;
+  prometheus::Gauge& consumer_ack_pending;
+  prometheus::Gauge& pg_connections_busy;
+  prometheus::Gauge& pg_connections_idle;
+  prometheus::Counter& nats_reconnects;
 
  private:
   metrics();
   prometheus::Counter* received_[4];
   prometheus::Family<prometheus::Counter>& dlq_family_;
+  prometheus::Family<prometheus::Counter>& db_error_family_;
 };
 
 // Readiness as /readyz reports it: each part sets its own flag.

@@ -104,7 +104,10 @@ void commit_finalizer::run() {
       if (stop_) return;
       continue;
     }
+    auto& e2e = metrics::get().end_to_end_seconds;
     for (auto& r : records) {
+      if (r.origin && r.origin->stream_time_us > 0 && !r.duplicate)
+        e2e.Observe(static_cast<double>(r.recorded_at_us - r.origin->stream_time_us) / 1e6);
       if (cfg_.committed_enabled) republish(r);
       source_.count_down(r.origin, disposition::ack);
     }

@@ -26,6 +26,7 @@ void jetstream_source::on_reconnected(natsConnection*, void* closure) {
   // Publishes in flight across the outage may never be answered: the
   // finalizer takes them back and publishes them again.
   self->resend_pending_ = true;
+  metrics::get().nats_reconnects.Increment();
   log::info("nats", "reconnected to NATS");
 }
 
@@ -69,7 +70,10 @@ const char* nats_error_text(natsStatus s, jsErrCode jerr) {
 }
 
 jetstream_source::jetstream_source(const config& cfg, health& h)
-    : cfg_(cfg), health_(h), gate_(cfg.inflight_max_events, cfg.inflight_max_bytes) {}
+    : cfg_(cfg), health_(h), gate_(cfg.inflight_max_events, cfg.inflight_max_bytes) {
+  metrics::get().inflight_events_limit.Set(static_cast<double>(cfg.inflight_max_events));
+  metrics::get().inflight_bytes_limit.Set(static_cast<double>(cfg.inflight_max_bytes));
+}
 
 jetstream_source::~jetstream_source() {
   stop_fetching();
@@ -225,19 +229,35 @@ void jetstream_source::untrack(inbound_message* m) {
 void jetstream_source::keepalive_loop() {
   const int64_t every_us = std::max<int64_t>(1, cfg_.ack_wait_s / 3) * 1000000;
   std::unique_lock<std::mutex> wait_lock(keepalive_mu_);
+  int64_t last_poll_us = 0;
   while (!keepalive_cv_.wait_for(wait_lock, std::chrono::milliseconds(std::min<int64_t>(every_us / 1000, 1000)),
                                  [&] { return closing_.load(); })) {
+    wait_lock.unlock();  // close() must not wait for a broker request
     const int64_t now = now_unix_us();
     size_t touched = 0;
-    std::lock_guard<std::mutex> lock(inflight_mu_);
-    for (inbound_message* m = inflight_head_; m; m = m->next) {
-      if (now - m->progress_at_us < every_us) continue;
-      if (natsMsg_InProgress(static_cast<natsMsg*>(m->handle), nullptr) == NATS_OK) {
-        m->progress_at_us = now;
-        ++touched;
+    {
+      std::lock_guard<std::mutex> lock(inflight_mu_);
+      for (inbound_message* m = inflight_head_; m; m = m->next) {
+        if (now - m->progress_at_us < every_us) continue;
+        if (natsMsg_InProgress(static_cast<natsMsg*>(m->handle), nullptr) == NATS_OK) {
+          m->progress_at_us = now;
+          ++touched;
+        }
       }
     }
     if (touched) log::info("ingest", "kept waiting messages alive (InProgress)", {{"messages", touched}});
+    // Now and then: the consumer's backlog as the broker sees it, and idle connections.
+    if (now - last_poll_us >= 1000000) {
+      last_poll_us = now;
+      consumer_state cs;
+      if (consumer_info(cs)) {
+        metrics::get().consumer_pending.Set(static_cast<double>(cs.num_pending));
+        metrics::get().consumer_ack_pending.Set(static_cast<double>(cs.num_ack_pending));
+      }
+      auto& mm = metrics::get();
+      mm.pg_connections_idle.Set(std::max(0.0, health_.writers_connected - mm.pg_connections_busy.Value()));
+    }
+    wait_lock.lock();
   }
 }
 
@@ -254,11 +274,25 @@ void jetstream_source::fetch_loop() {
   health_.consumer_running = true;
   int64_t backoff_ms = 50;
   std::vector<inbound_message*> chunk;
+  bool paused = false;
+  auto paused_since = std::chrono::steady_clock::now();
   while (!stop_) {
     const int64_t room = gate_.wait_for_room(std::chrono::milliseconds(200));
     m.inflight_events.Set(static_cast<double>(gate_.events()));
     m.inflight_bytes.Set(static_cast<double>(gate_.bytes()));
-    if (room == 0) continue;  // full: JetStream keeps the backlog
+    const auto now_steady = std::chrono::steady_clock::now();
+    if (room == 0) {  // full: JetStream keeps the backlog
+      if (!paused) {
+        paused = true;
+        paused_since = now_steady;
+        m.backpressure_pauses.Increment();
+      }
+      continue;
+    }
+    if (paused) {
+      paused = false;
+      m.backpressure_seconds.Increment(std::chrono::duration<double>(now_steady - paused_since).count());
+    }
 
     // No pull requests while disconnected: nats.c would buffer them and send
     // them all at once after the reconnect.

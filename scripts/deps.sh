@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake pkg-config
   libcaf-dev libnats-dev libpq-dev libconcurrentqueue-dev rapidjson-dev
   prometheus-cpp-dev catch2 libcpp-httplib-dev libtomlplusplus-dev libcli11-dev libssl-dev libjemalloc-dev
-  nats-server postgresql-15 curl python3 procps
+  nats-server postgresql-15 prometheus curl python3 procps
 )
 
 missing=()
@@ -32,8 +32,10 @@ if command -v pg_lsclusters >/dev/null; then
     [ "$status" = online ] && pg_ctlcluster "$ver" "$name" stop || true
   done
 fi
-# Likewise nats-server's packaged service, if any.
-if command -v systemctl >/dev/null && systemctl is-active --quiet nats-server 2>/dev/null; then
-  systemctl stop nats-server || true
-fi
+# Likewise the packaged services of nats-server and prometheus (Trail needs only promtool).
+for svc in nats-server prometheus; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" || true
+  fi
+done
 exit 0

@@ -122,7 +122,7 @@ class postgres_writer_pool::writer {
       connected_ = false;
     }
   }
-  void backoff(const std::string& why);
+  void backoff(const std::string& why, const std::string& sqlstate);
 
   const int index_;
   const config& cfg_;
@@ -138,6 +138,7 @@ class postgres_writer_pool::writer {
   std::mt19937_64 rng_;
   std::set<std::string> known_tenants_;  // tenants whose head row exists
   std::string copy_buf_;
+  int write_depth_ = 0;
 };
 
 bool postgres_writer_pool::writer::ensure_connected() {
@@ -149,14 +150,14 @@ bool postgres_writer_pool::writer::ensure_connected() {
     while (!err.empty() && err.back() == '\n') err.pop_back();
     PQfinish(conn_);
     conn_ = nullptr;
-    backoff("cannot connect to PostgreSQL: " + err);
+    backoff("cannot connect to PostgreSQL: " + err, "");
     return false;
   }
   const std::string app = "SET application_name = 'traild-writer-" + std::to_string(index_) + "'";
   if (exec(conn_, app.c_str()).kind != result_kind::ok ||
       exec(conn_, "CREATE TEMP TABLE trail_keys (n int, t text, o timestamptz, s text, i text) ON COMMIT DELETE ROWS")
               .kind != result_kind::ok) {
-    backoff(std::string("cannot prepare the session: ") + PQerrorMessage(conn_));
+    backoff(std::string("cannot prepare the session: ") + PQerrorMessage(conn_), "");
     disconnect();
     return false;
   }
@@ -167,8 +168,8 @@ bool postgres_writer_pool::writer::ensure_connected() {
   return true;
 }
 
-void postgres_writer_pool::writer::backoff(const std::string& why) {
-  metrics::get().db_errors.Increment();
+void postgres_writer_pool::writer::backoff(const std::string& why, const std::string& sqlstate) {
+  metrics::get().db_error(sqlstate).Increment();
   backoff_ms_ = backoff_ms_ == 0 ? 100 : std::min<int64_t>(backoff_ms_ * 2, 5000);
   const int64_t sleep_ms = backoff_ms_ / 2 + static_cast<int64_t>(rng_() % static_cast<uint64_t>(backoff_ms_ / 2 + 1));
   log::warn("writer", "database unavailable; waiting before retrying",
@@ -287,7 +288,10 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
       return r;
   }
   failpoint::before_commit();
+  const auto commit_started = std::chrono::steady_clock::now();
   if (auto r = exec(conn_, "COMMIT"); r.kind != result_kind::ok) return r;
+  metrics::get().commit_seconds.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started).count());
   failpoint::after_commit();
 
   for (const auto& t : fresh) known_tenants_.insert(t);
@@ -312,10 +316,23 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
   if (dups) m.duplicates.Increment(static_cast<double>(dups));
   m.commits.Increment();
   m.batch_events.Observe(static_cast<double>(records.size()));
+  m.batch_bytes.Observe(static_cast<double>(copy_buf_.size()));
   return {};
 }
 
 void postgres_writer_pool::writer::write(std::vector<audit_record>&& records, bool dedupe) {
+  // Busy while this call runs (bisecting recurses: count the outermost call only).
+  struct busy_mark {
+    bool outer;
+    explicit busy_mark(int& depth) : outer(depth++ == 0), depth_(depth) {
+      if (outer) metrics::get().pg_connections_busy.Increment();
+    }
+    ~busy_mark() {
+      if (outer) metrics::get().pg_connections_busy.Decrement();
+      --depth_;
+    }
+    int& depth_;
+  } mark(write_depth_);
   for (const auto& r : records)
     if (r.origin && r.origin->delivered > 1) dedupe = true;  // a redelivery may already be stored
   while (true) {
@@ -332,12 +349,12 @@ void postgres_writer_pool::writer::write(std::vector<audit_record>&& records, bo
     switch (r.kind) {
       case result_kind::duplicate_key:
         if (dedupe) {  // cannot happen on the dedupe path unless someone else wrote the key meanwhile
-          backoff("unique violation on the dedupe path: " + r.message);
+          backoff("unique violation on the dedupe path: " + r.message, r.sqlstate);
         }
         dedupe = true;
         continue;
       case result_kind::bad_data:
-        metrics::get().db_errors.Increment();
+        metrics::get().db_error(r.sqlstate).Increment();
         if (records.size() == 1) {
           log::warn("writer", "PostgreSQL refused an event; it goes to the dead-letter stream",
                     {{"tenant", records[0].tenant_id}, {"ce_id", records[0].ce_id}, {"sqlstate", r.sqlstate}, {"error", r.message}});
@@ -353,7 +370,7 @@ void postgres_writer_pool::writer::write(std::vector<audit_record>&& records, bo
           return;
         }
       default:
-        backoff(r.sqlstate + " " + r.message);
+        backoff(r.sqlstate + " " + r.message, r.sqlstate);
         if (PQstatus(conn_) != CONNECTION_OK) disconnect();
         // The connection may have dropped during COMMIT, whose outcome is then
         // unknown: retry on the dedupe path, which is right either way.
