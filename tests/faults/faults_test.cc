@@ -36,6 +36,14 @@ struct scenario {
     dsn = fresh_database(database);
     if (events > 0) w = publish_workload(b, events);
   }
+  // And what every scenario ends with: wait until everything is settled,
+  // stop traild (exit 0), and prove what was stored.
+  void finish(traild_process& t, committed_check committed = committed_check::exactly_once) {
+    INFO("traild log: " << t.log_path());
+    REQUIRE(wait_drained(b, w.invalid_bodies.size(), 240000));
+    CHECK(t.stop() == 0);
+    verify_exactly_once(dsn, b, w, committed);
+  }
 };
 
 void merge(workload& into, const workload& from) {
@@ -60,12 +68,10 @@ TEST_CASE("1. SIGKILL in the middle of the stream, three times", "[faults]") {
     t.start();
   }
   INFO("traild log: " << t.log_path());
-  REQUIRE(wait_drained(b, w.invalid_bodies.size(), 120000));
-  CHECK(t.stop() == 0);
   // Events republished before a kill and found again on the dedupe path after
   // it may be republished twice if that is longer ago than the committed
   // stream's duplicate window: same event, same (tenant, sequence).
-  verify_exactly_once(dsn, b, w, committed_check::at_least_once);
+  sc.finish(t, committed_check::at_least_once);
 }
 
 TEST_CASE("2. SIGKILL exactly between COMMIT and ack", "[faults]") {
@@ -85,8 +91,7 @@ TEST_CASE("2. SIGKILL exactly between COMMIT and ack", "[faults]") {
   REQUIRE(wait_drained(b, w.invalid_bodies.size(), 120000));
   // The redelivered, already-stored events were recognized, not stored again.
   CHECK(t.metric("trail_duplicates_skipped_total") > 0);
-  CHECK(t.stop() == 0);
-  verify_exactly_once(dsn, b, w);
+  sc.finish(t);
 }
 
 TEST_CASE("3. PostgreSQL stopped for 30 s in the middle of the stream", "[faults]") {
@@ -110,8 +115,7 @@ TEST_CASE("3. PostgreSQL stopped for 30 s in the middle of the stream", "[faults
   REQUIRE(wait_drained(b, w.invalid_bodies.size(), 120000));
   CHECK(wait_until([&] { int s = 0; http_get(t.http_port(), "/readyz", &s); return s == 200; }, 10000));
   CHECK(t.metric("trail_redeliveries_total") == 0);
-  CHECK(t.stop() == 0);
-  verify_exactly_once(dsn, b, w);
+  sc.finish(t);
 }
 
 TEST_CASE("4. PostgreSQL restarted while transactions are in flight", "[faults]") {
@@ -128,8 +132,7 @@ TEST_CASE("4. PostgreSQL restarted while transactions are in flight", "[faults]"
   stack_action("restart-pg");
   REQUIRE(wait_drained(b, w.invalid_bodies.size(), 120000));
   CHECK(t.metric("trail_db_errors_total") > 0);
-  CHECK(t.stop() == 0);
-  verify_exactly_once(dsn, b, w);
+  sc.finish(t);
 }
 
 TEST_CASE("5. nats-server restarted in the middle of the stream", "[faults]") {
@@ -154,16 +157,15 @@ TEST_CASE("5. nats-server restarted in the middle of the stream", "[faults]") {
 }
 
 TEST_CASE("6. poison events among valid ones are isolated, the rest commits", "[faults]") {
-  broker b;
-  b.reset_streams();
-  const std::string dsn = fresh_database("trail_fault_poison");
+  scenario sc("trail_fault_poison", 0);
+  auto& [b, dsn, w] = sc;
   {
     // A rule only the database knows, so that some events pass validation
     // and are refused by PostgreSQL inside a batch (found by bisecting).
     db d(dsn);
     d.query("ALTER TABLE audit.events ADD CONSTRAINT test_no_poison CHECK (description IS DISTINCT FROM 'poison-pill')");
   }
-  workload w = publish_workload(b, 10000, 0, 0);
+  w = publish_workload(b, 10000, 0, 0);
   auto poison = [&](int i, const std::string& metadata, const std::string& description) {
     const std::string body = R"({"specversion":"1.0","id":"poison-)" + std::to_string(i) +
                              R"(","source":"//it/poison","type":"t","data":{"tenant_id":"tenant-7","action":"a",)"
@@ -183,22 +185,18 @@ TEST_CASE("6. poison events among valid ones are isolated, the rest commits", "[
   traild_process t(dsn);
   t.start();
   INFO("traild log: " << t.log_path());
-  REQUIRE(wait_drained(b, w.invalid_bodies.size(), 120000));
-  CHECK(t.stop() == 0);
-  verify_exactly_once(dsn, b, w);
+  sc.finish(t);
 }
 
 TEST_CASE("7. overload: publishers 5x faster than a slowed sink for 60 s", "[faults][slow]") {
-  broker b;
-  b.reset_streams();
-  const std::string dsn = fresh_database("trail_fault_overload");
+  scenario sc("trail_fault_overload", 0);
+  auto& [b, dsn, w] = sc;
   // For its first 60 s the sink manages about 400 events/s: 2 writers x 100
   // events per transaction x 2 transactions/s. Publishers send 2,000/s.
   traild_process t(dsn, {{"TRAIL_FAILPOINTS", "commit_delay_ms=500,commit_delay_for_s=60"},
                          {"TRAIL_PG_TXN_MAX_EVENTS", "100"}});
   t.start();
   INFO("traild log: " << t.log_path());
-  workload w;
   std::thread publisher([&] {
     broker pb;
     w = publish_workload(pb, 120000, 0, 67, 2000);
@@ -213,8 +211,7 @@ TEST_CASE("7. overload: publishers 5x faster than a slowed sink for 60 s", "[fau
   INFO("peak RSS " << peak / (1024 * 1024) << " MiB");
   CHECK(peak > 0);
   CHECK(peak < 512LL * 1024 * 1024);
-  CHECK(t.stop() == 0);
-  verify_exactly_once(dsn, b, w);
+  sc.finish(t);
 }
 
 TEST_CASE("8. SIGTERM under load: exit 0 within the deadline, nothing lost after a restart", "[faults]") {
@@ -232,9 +229,7 @@ TEST_CASE("8. SIGTERM under load: exit 0 within the deadline, nothing lost after
   traild_process t(dsn);
   t.start();
   INFO("traild log: " << t.log_path());
-  REQUIRE(wait_drained(b, w.invalid_bodies.size(), 120000));
-  CHECK(t.stop() == 0);
-  verify_exactly_once(dsn, b, w);
+  sc.finish(t);
 }
 
 TEST_CASE("9. a downstream subscriber that never reads does not slow commits", "[faults]") {
