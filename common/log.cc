@@ -4,6 +4,8 @@
 #include <rapidjson/writer.h>
 
 #include <atomic>
+#include <chrono>
+#include <unordered_map>
 #include <cstdio>
 #include <mutex>
 
@@ -14,6 +16,15 @@ namespace {
 std::atomic<bool> g_json{true};
 std::atomic<int> g_min{static_cast<int>(level::info)};
 std::mutex g_mu;
+std::function<void(const std::string&)> g_sink;  // guarded by g_mu
+
+struct window_state {
+  std::chrono::steady_clock::time_point start;
+  int written = 0;
+  int64_t suppressed = 0;
+};
+std::mutex g_limit_mu;
+std::unordered_map<std::string, window_state> g_windows;  // guarded by g_limit_mu
 const char* name(level l) {
   switch (l) {
     case level::debug: return "debug";
@@ -65,7 +76,41 @@ void write(level l, std::string_view component, std::string_view message, const 
   }
   line += '\n';
   std::lock_guard<std::mutex> lock(g_mu);
-  std::fwrite(line.data(), 1, line.size(), stderr);
+  if (g_sink) g_sink(line);
+  else std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+void set_sink_for_tests(std::function<void(const std::string&)> sink) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_sink = std::move(sink);
+}
+
+void limited(level l, std::string_view component, std::string_view message, std::initializer_list<field> fields,
+             int burst, int window_s) {
+  limited_at(std::chrono::steady_clock::now(), l, component, message, fields, burst, window_s);
+}
+
+void limited_at(std::chrono::steady_clock::time_point now, level l, std::string_view component,
+                std::string_view message, std::initializer_list<field> fields, int burst, int window_s) {
+  if (!enabled(l)) return;
+  int64_t suppressed = 0;
+  {
+    std::lock_guard<std::mutex> lock(g_limit_mu);
+    auto& w = g_windows[std::string(component) + '\x1f' + std::string(message)];
+    if (now - w.start >= std::chrono::seconds(window_s)) {
+      w.start = now;
+      w.written = 0;
+    }
+    if (w.written >= burst) {
+      ++w.suppressed;
+      return;
+    }
+    ++w.written;
+    suppressed = std::exchange(w.suppressed, 0);
+  }
+  std::vector<field> all(fields);
+  if (suppressed > 0) all.emplace_back("suppressed", suppressed);
+  write(l, component, message, all);
 }
 
 }  // namespace trail::log

@@ -2,6 +2,8 @@
 // Structured logs: one JSON object per line on stderr (or "key=value" text for
 // humans), with level, component, message and context fields.
 
+#include <chrono>
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -27,6 +29,20 @@ bool enabled(level l);
 void write(level l, std::string_view component, std::string_view message,
            std::initializer_list<field> fields = {});
 void write(level l, std::string_view component, std::string_view message, const std::vector<field>& fields);
+
+// Like write(), but at most `burst` lines per `window_s` seconds for the same
+// component and message; what is held back is counted and reported with the
+// next line that gets through ("suppressed": N). For messages a bad input
+// stream can repeat at full speed (dead letters, refused rows, retries).
+void limited(level l, std::string_view component, std::string_view message, std::initializer_list<field> fields = {},
+             int burst = 10, int window_s = 10);
+
+// limited() at a given time (tests move the clock instead of sleeping).
+void limited_at(std::chrono::steady_clock::time_point now, level l, std::string_view component,
+                std::string_view message, std::initializer_list<field> fields, int burst, int window_s);
+
+// Tests: capture lines instead of writing them to stderr (nullptr restores stderr).
+void set_sink_for_tests(std::function<void(const std::string&)> sink);
 
 inline void debug(std::string_view c, std::string_view m, std::initializer_list<field> f = {}) {
   if (enabled(level::debug)) write(level::debug, c, m, f);

@@ -71,7 +71,7 @@ bool dead_letter_publisher::publish(const item& it) {
   natsMsg_Destroy(out);
   if (ack) jsPubAck_Destroy(ack);
   if (s != NATS_OK) {
-    log::warn("dlq", "could not store a dead letter; retrying",
+    log::limited(log::level::warn, "dlq", "could not store a dead letter; retrying",
               {{"stream_seq", m->stream_seq}, {"reason", it.why.code}, {"error", nats_error_text(s, jerr)}});
     return false;
   }
@@ -99,7 +99,7 @@ void dead_letter_publisher::run() {
         backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
       }
       metrics::get().dead_lettered(it.why.code).Increment();
-      log::info("dlq", "event dead-lettered",
+      log::limited(log::level::info, "dlq", "event dead-lettered",
                 {{"stream_seq", it.msg->stream_seq}, {"reason", it.why.code}, {"detail", it.why.message}});
     }
     if (it.whole_message) source_.finish(it.msg, disposition::term);

@@ -54,7 +54,7 @@ void jetstream_source::on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubA
     return;
   }
   metrics::get().republish_failed.Increment();
-  log::warn("republish", "the broker did not confirm a committed event; giving up after retries",
+  log::limited(log::level::warn, "republish", "the broker did not confirm a committed event; giving up after retries",
             {{"subject", natsMsg_GetSubject(msg)},
              {"error", pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(pae ? pae->Err : NATS_ERR)}});
   natsMsg_Destroy(msg);
@@ -325,7 +325,7 @@ void jetstream_source::fetch_loop() {
     if (s != NATS_OK) {
       natsMsgList_Destroy(&list);
       health_.consumer_running = false;
-      log::warn("ingest", "fetch failed; retrying", {{"error", nats_error_text(s)}, {"retry_ms", backoff_ms}});
+      log::limited(log::level::warn, "ingest", "fetch failed; retrying", {{"error", nats_error_text(s)}, {"retry_ms", backoff_ms}});
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
       backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
       continue;
@@ -389,7 +389,7 @@ void jetstream_source::finish(inbound_message* m, disposition d, int64_t nak_del
   }
   if (s != NATS_OK)
     // The broker will redeliver after ack_wait; the unique key absorbs the repeat.
-    log::warn("ingest", "could not acknowledge a message; it will be redelivered",
+    log::limited(log::level::warn, "ingest", "could not acknowledge a message; it will be redelivered",
               {{"stream_seq", m->stream_seq}, {"error", nats_error_text(s)}});
   gate_.release(1, static_cast<int64_t>(m->data.size()));
   natsMsg_Destroy(msg);

@@ -172,7 +172,7 @@ void postgres_writer_pool::writer::backoff(const std::string& why, const std::st
   metrics::get().db_error(sqlstate).Increment();
   backoff_ms_ = backoff_ms_ == 0 ? 100 : std::min<int64_t>(backoff_ms_ * 2, 5000);
   const int64_t sleep_ms = backoff_ms_ / 2 + static_cast<int64_t>(rng_() % static_cast<uint64_t>(backoff_ms_ / 2 + 1));
-  log::warn("writer", "database unavailable; waiting before retrying",
+  log::limited(log::level::warn, "writer", "database unavailable; waiting before retrying",
             {{"writer", index_}, {"error", why}, {"retry_ms", sleep_ms}});
   std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
 }
@@ -356,7 +356,7 @@ void postgres_writer_pool::writer::write(std::vector<audit_record>&& records, bo
       case result_kind::bad_data:
         metrics::get().db_error(r.sqlstate).Increment();
         if (records.size() == 1) {
-          log::warn("writer", "PostgreSQL refused an event; it goes to the dead-letter stream",
+          log::limited(log::level::warn, "writer", "PostgreSQL refused an event; it goes to the dead-letter stream",
                     {{"tenant", records[0].tenant_id}, {"ce_id", records[0].ce_id}, {"sqlstate", r.sqlstate}, {"error", r.message}});
           observer_.refused(std::move(records[0]), "database_rejected", r.sqlstate + ": " + r.message);
           return;
