@@ -66,11 +66,6 @@ struct audit_record {
   int64_t sequence = 0;
   int64_t recorded_at_us = 0;
   bool duplicate = false;  // already stored by an earlier delivery
-
-  size_t approx_bytes() const {
-    return copy_tail.size() + committed_head.size() + data_json.size() + tenant_id.size() +
-           ce_source.size() + ce_id.size() + sizeof(*this);
-  }
 };
 
 using record_batch = std::vector<audit_record>;

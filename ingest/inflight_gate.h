@@ -58,8 +58,6 @@ class inflight_gate {
     std::lock_guard<std::mutex> lock(mu_);
     return bytes_;
   }
-  int64_t max_events() const { return max_events_; }
-  int64_t max_bytes() const { return max_bytes_; }
 
  private:
   const int64_t max_events_, max_bytes_;
