@@ -25,6 +25,7 @@ struct config {
   int64_t max_ack_pending;
   int64_t fetch_batch;
   int64_t fetch_expires_ms;
+  int64_t fetch_wait_ms;
   std::string dlq_subject;
   std::string dlq_stream;
   int64_t dlq_max_age_s;

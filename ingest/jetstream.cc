@@ -275,6 +275,13 @@ void jetstream_source::fetch_loop() {
   int64_t backoff_ms = 50;
   std::vector<inbound_message*> chunk;
   bool paused = false;
+  // Idle: one long pull request for a single message, so that the first event
+  // after a quiet spell is fetched at once. Busy: no-wait requests for a whole
+  // batch, answered at once with what the stream holds; when that was less
+  // than a batch, wait fetch_wait_ms before asking again so that a trickle is
+  // fetched in a few requests, not one per message. (A waiting request for N
+  // messages would return only when N arrived or it expired.)
+  bool idle = true;
   auto paused_since = std::chrono::steady_clock::now();
   while (!stop_) {
     const int64_t room = gate_.wait_for_room(std::chrono::milliseconds(200));
@@ -302,14 +309,15 @@ void jetstream_source::fetch_loop() {
     }
     jsFetchRequest req;
     jsFetchRequest_Init(&req);
-    req.Batch = static_cast<int>(std::min<int64_t>(room, cfg_.fetch_batch));
-    // Messages already waiting in the subscription (answers to earlier pull
-    // requests, e.g. after a reconnect) are taken exactly, without a new
-    // request: nats.c 3.4.1's fetch overruns its array when more than half a
-    // batch is already waiting and it goes on to request the rest.
+    req.Batch = idle ? 1 : static_cast<int>(std::min<int64_t>(room, cfg_.fetch_batch));
+    req.NoWait = !idle;
+    // Messages already waiting in the subscription (late answers to earlier
+    // pull requests, e.g. after a reconnect or a timeout) are taken one per
+    // call: nats.c 3.4.1's fetch overruns its array when more than half a
+    // batch is already waiting and it goes on to request the rest, and the
+    // waiting count includes status messages, so only a batch of 1 is safe.
     int waiting = 0;
-    if (natsSubscription_GetPending(sub_, &waiting, nullptr) == NATS_OK && waiting > 0)
-      req.Batch = static_cast<int>(std::min<int64_t>(waiting, req.Batch));
+    if (natsSubscription_GetPending(sub_, &waiting, nullptr) == NATS_OK && waiting > 0) req.Batch = 1;
     const int requested = req.Batch;  // _fetch modifies the request
     // Let one fetch overshoot the byte bound by at most 8 MiB, so that a single
     // large message can always be fetched.
@@ -317,8 +325,9 @@ void jetstream_source::fetch_loop() {
     req.Expires = cfg_.fetch_expires_ms * 1000000LL;
     natsMsgList list{nullptr, 0};
     natsStatus s = natsSubscription_FetchRequest(&list, sub_, &req);
-    if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0)) {
+    if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND || (s == NATS_OK && list.Count == 0)) {
       natsMsgList_Destroy(&list);
+      idle = true;
       health_.consumer_running = true;
       continue;
     }
@@ -332,6 +341,7 @@ void jetstream_source::fetch_loop() {
     }
     backoff_ms = 50;
     health_.consumer_running = true;
+    idle = false;
     if (list.Count > requested) {
       // The client library wrote past its own array: memory is no longer
       // trustworthy. Stop hard; nothing un-acked is lost (JetStream redelivers).
@@ -340,6 +350,7 @@ void jetstream_source::fetch_loop() {
       std::abort();
     }
     const int64_t now = now_unix_us();
+    const int got = list.Count;
     for (int i = 0; i < list.Count; ++i) {
       natsMsg* msg = list.Msgs[i];
       list.Msgs[i] = nullptr;  // ownership moves to the inbound_message
@@ -375,6 +386,8 @@ void jetstream_source::fetch_loop() {
     }
     if (!chunk.empty()) deliver_(std::exchange(chunk, {}));
     natsMsgList_Destroy(&list);
+    if (req.NoWait && got < requested && waiting == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(cfg_.fetch_wait_ms));
   }
 }
 
