@@ -32,6 +32,7 @@ caf::behavior tenant_batcher(caf::stateful_actor<batcher_state>* self, std::stri
       [=](record_batch& records) {
         auto& st = self->state;
         ++st.received;
+        sample_mailbox(self, st.handled, metrics::get().mailbox_batcher);
         if (st.pending.empty()) st.pending.reserve(records.size());
         for (auto& r : records) {
           st.pending_bytes += r.copy_tail.size();
@@ -70,6 +71,7 @@ caf::behavior tenant_batcher(caf::stateful_actor<batcher_state>* self, std::stri
 caf::behavior tenant_router(caf::stateful_actor<router_state>* self, const config* cfg, batch_sink* sink) {
   return {
       [=](tenant_groups& groups) {
+        sample_mailbox(self, self->state.handled, metrics::get().mailbox_router);
         for (auto& g : groups) {
           auto& e = self->state.batchers[g.front().tenant_id];
           if (!e.batcher) {

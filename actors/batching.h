@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/metrics.h"
 #include "common/record.h"
 #include "config/config.h"
 #include "sinks/sink.h"
@@ -42,6 +43,7 @@ struct batcher_state {
   bool linger_armed = false;
   bool idle_armed = false;
   uint64_t received = 0;        // record messages received from the router
+  uint32_t handled = 0;
   caf::actor_clock::time_point last_flush;  // the actor's clock: tests move it
 };
 
@@ -54,7 +56,15 @@ struct router_state {
     uint64_t sent = 0;
   };
   std::unordered_map<std::string, entry> batchers;
+  uint32_t handled = 0;
 };
+
+// Called from inside an actor's handler (mailbox().size() belongs to the
+// actor's own thread): records its mailbox depth every kMailboxSampleEvery-th call.
+template <class Self>
+void sample_mailbox(Self* self, uint32_t& handled, prometheus::Histogram& h) {
+  if (++handled % metrics::kMailboxSampleEvery == 0) h.Observe(static_cast<double>(self->mailbox().size()));
+}
 
 // Receives tenant_groups (each group: records of one tenant).
 caf::behavior tenant_router(caf::stateful_actor<router_state>* self, const config* cfg, batch_sink* sink);

@@ -27,6 +27,7 @@ namespace {
 struct validator_state {
   std::unique_ptr<event_decoder> decoder;
   std::unordered_map<std::string, size_t> group_of;
+  uint32_t handled = 0;
 };
 
 caf::behavior validator(caf::stateful_actor<validator_state>* self, caf::actor router, decoder_limits limits,
@@ -35,6 +36,7 @@ caf::behavior validator(caf::stateful_actor<validator_state>* self, caf::actor r
   return {
       [=](inbound_chunk& chunk) {
         auto& m = metrics::get();
+        sample_mailbox(self, self->state.handled, m.mailbox_validator);
         tenant_groups groups;
         auto& group_of = self->state.group_of;
         group_of.clear();

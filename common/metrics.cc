@@ -62,11 +62,22 @@ metrics::metrics()
       pg_connections_busy(BuildGauge().Name("trail_pg_connections").Help("PostgreSQL writer connections, by state").Register(*registry_).Add({{"state", "busy"}})),
       pg_connections_idle(BuildGauge().Name("trail_pg_connections").Help("PostgreSQL writer connections, by state").Register(*registry_).Add({{"state", "idle"}})),
       nats_reconnects(counter(*registry_, "trail_nats_reconnects_total", "Reconnections to NATS")),
+      mailbox_validator(mailbox_histogram(*registry_, "validator")),
+      mailbox_router(mailbox_histogram(*registry_, "router")),
+      mailbox_batcher(mailbox_histogram(*registry_, "batcher")),
       dlq_family_(BuildCounter().Name("trail_events_dead_lettered_total").Help("Messages sent to the dead-letter stream, by reason").Register(*registry_)),
       db_error_family_(BuildCounter().Name("trail_db_errors_total").Help("Failed database round trips, by SQLSTATE class (each is retried or bisected)").Register(*registry_)) {
   BuildGauge().Name("trail_build_info").Help("Build information").Register(*registry_).Add({{"version", TRAIL_VERSION}}).Set(1);
   auto& fam = BuildCounter().Name("trail_events_received_total").Help("Events received, by content mode").Register(*registry_);
   for (int i = 0; i < 4; ++i) received_[i] = &fam.Add({{"mode", to_string(static_cast<ingest_mode>(i))}});
+}
+
+prometheus::Histogram& metrics::mailbox_histogram(prometheus::Registry& r, const char* actor) {
+  return BuildHistogram()
+      .Name("trail_actor_mailbox_messages")
+      .Help("Messages waiting in an actor's mailbox, sampled by the actor every 64th message it handles")
+      .Register(r)
+      .Add({{"actor", actor}}, Histogram::BucketBoundaries{0, 1, 4, 16, 64, 256, 1024, 4096, 16384});
 }
 
 prometheus::Counter& metrics::dead_lettered(const std::string& reason) { return dlq_family_.Add({{"reason", reason}}); }

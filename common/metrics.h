@@ -53,9 +53,16 @@ class metrics {
   prometheus::Gauge& pg_connections_busy;
   prometheus::Gauge& pg_connections_idle;
   prometheus::Counter& nats_reconnects;
+  // Mailbox depth of the validator, router and batcher actors, sampled by the
+  // actor itself on every kMailboxSampleEvery-th message it handles.
+  prometheus::Histogram& mailbox_validator;
+  prometheus::Histogram& mailbox_router;
+  prometheus::Histogram& mailbox_batcher;
+  static constexpr uint32_t kMailboxSampleEvery = 64;
 
  private:
   metrics();
+  static prometheus::Histogram& mailbox_histogram(prometheus::Registry& r, const char* actor);
   prometheus::Counter* received_[4];
   prometheus::Family<prometheus::Counter>& dlq_family_;
   prometheus::Family<prometheus::Counter>& db_error_family_;
