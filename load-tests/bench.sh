@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trail's reproducible benchmark -> BENCHMARKS.md and docs/benchmark-ramp.png.
 #
-#   load-tests/bench.sh                  N=1000000 events, 3 runs per figure (about 30 min on 2 cores)
+#   load-tests/bench.sh                  N=1000000 events, 3 runs per figure (about 20 min on 2 cores)
 #   N=300000 RUNS=1 load-tests/bench.sh  a quick look
 #
 # One sitting, one stack (the shared harness's nats-server + PostgreSQL, fsync
