@@ -69,6 +69,7 @@ int run(const config& cfg) {
   log_effective_config(cfg);
   health h;
 
+  metrics::get().enable_top_tenants(static_cast<size_t>(cfg.metrics_top_tenants));
   std::unique_ptr<prometheus::Exposer> exposer;
   try {
     exposer = std::make_unique<prometheus::Exposer>(cfg.metrics_addr);

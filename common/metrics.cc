@@ -80,6 +80,15 @@ prometheus::Histogram& metrics::mailbox_histogram(prometheus::Registry& r, const
       .Add({{"actor", actor}}, Histogram::BucketBoundaries{0, 1, 4, 16, 64, 256, 1024, 4096, 16384});
 }
 
+void metrics::enable_top_tenants(size_t n) {
+  if (n == 0 || tenants_) return;
+  auto& family = BuildGauge()
+                     .Name("trail_top_tenant_committed_events")
+                     .Help("Events committed since start, for the metrics.top_tenants tenants with the most")
+                     .Register(*registry_);
+  tenants_ = std::make_unique<top_tenants>(family, n);
+}
+
 prometheus::Counter& metrics::dead_lettered(const std::string& reason) { return dlq_family_.Add({{"reason", reason}}); }
 
 prometheus::Counter& metrics::db_error(const std::string& sqlstate) {

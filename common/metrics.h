@@ -13,6 +13,7 @@
 #include <string>
 
 #include "common/record.h"
+#include "common/top_tenants.h"
 
 namespace trail {
 
@@ -60,12 +61,17 @@ class metrics {
   prometheus::Histogram& mailbox_batcher;
   static constexpr uint32_t kMailboxSampleEvery = 64;
 
+  // The opt-in top-N tenant gauge (metrics.top_tenants); null when off.
+  void enable_top_tenants(size_t n);
+  top_tenants* tenants() const { return tenants_.get(); }
+
  private:
   metrics();
   static prometheus::Histogram& mailbox_histogram(prometheus::Registry& r, const char* actor);
   prometheus::Counter* received_[4];
   prometheus::Family<prometheus::Counter>& dlq_family_;
   prometheus::Family<prometheus::Counter>& db_error_family_;
+  std::unique_ptr<top_tenants> tenants_;
 };
 
 // Readiness as /readyz reports it: each part sets its own flag.

@@ -109,6 +109,8 @@ const std::vector<knob>& knobs() {
 
       {"http.addr", &config::http_addr, "0.0.0.0:8080", "host:port", "HTTP API: /healthz, /readyz"},
       {"metrics.addr", &config::metrics_addr, "0.0.0.0:9464", "host:port", "Prometheus /metrics"},
+      {"metrics.top_tenants", &config::metrics_top_tenants, int64_t{0}, "tenants",
+       "export committed-event counts for this many busiest tenants (0 = off: no tenant labels)", 0, 1000},
       {"log.format", &config::log_format, "json", "json|text", "log line format"},
       {"log.level", &config::log_level, "info", "debug|info|warn|error", "lowest level logged"},
       {"shutdown.deadline_s", &config::shutdown_deadline_s, int64_t{25}, "seconds",

@@ -59,6 +59,7 @@ struct config {
   // [http] [metrics] [log] [shutdown]
   std::string http_addr;
   std::string metrics_addr;
+  int64_t metrics_top_tenants;
   std::string log_format;
   std::string log_level;
   int64_t shutdown_deadline_s;

@@ -256,6 +256,7 @@ void jetstream_source::keepalive_loop() {
       }
       auto& mm = metrics::get();
       mm.pg_connections_idle.Set(std::max(0.0, health_.writers_connected - mm.pg_connections_busy.Value()));
+      if (auto* top = mm.tenants()) top->publish();
     }
     wait_lock.lock();
   }

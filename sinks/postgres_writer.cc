@@ -313,6 +313,16 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
   }
   auto& m = metrics::get();
   m.committed.Increment(static_cast<double>(rows));
+  if (auto* top = m.tenants()) {
+    // Records of one tenant are adjacent: the writer merged whole tenant batches.
+    for (size_t i = 0; i < records.size();) {
+      size_t j = i;
+      uint64_t stored = 0;
+      while (j < records.size() && records[j].tenant_id == records[i].tenant_id) stored += !records[j++].duplicate;
+      if (stored) top->add(records[i].tenant_id, stored);
+      i = j;
+    }
+  }
   if (dups) m.duplicates.Increment(static_cast<double>(dups));
   m.commits.Increment();
   m.batch_events.Observe(static_cast<double>(records.size()));

@@ -15,7 +15,7 @@ TEST_CASE("metrics: promtool accepts a live scrape, counters match the workload"
   b.reset_streams();
   const std::string dsn = fresh_database("trail_it_metrics");
   const workload w = publish_workload(b, 5000);
-  traild_process t(dsn);
+  traild_process t(dsn, {{"TRAIL_METRICS_TOP_TENANTS", "5"}});
   t.start();
   REQUIRE(wait_drained(b, w.invalid_bodies.size(), 60000));
 
@@ -48,5 +48,23 @@ TEST_CASE("metrics: promtool accepts a live scrape, counters match the workload"
   // Polled gauges (every second): the writer connections and the consumer's backlog.
   CHECK(wait_until([&] { return t.metric("trail_pg_connections") == 2; }, 5000));
   CHECK(t.metric("trail_consumer_ack_pending_messages") == 0);
+
+  // Sampled by the actors themselves: the family is exported for each role.
+  for (const char* role : {"validator", "router", "batcher"}) {
+    INFO(role);
+    CHECK(scrape.find(std::string("trail_actor_mailbox_messages_count{actor=\"") + role + "\"}") != std::string::npos);
+  }
+  // The opt-in top-N gauge: five tenant series whose counts are the five
+  // largest in the table (their sum does not depend on how ties are broken).
+  db pg(dsn);
+  const int64_t top5 = pg.count(
+      "SELECT sum(n) FROM (SELECT count(*) AS n FROM audit.events GROUP BY tenant_id ORDER BY 1 DESC LIMIT 5) t");
+  CHECK(wait_until([&] { return t.metric("trail_top_tenant_committed_events") == static_cast<double>(top5); }, 5000));
+  const std::string again = http_get(t.metrics_port(), "/metrics");
+  size_t series = 0;
+  for (size_t at = again.find("\ntrail_top_tenant_committed_events{"); at != std::string::npos;
+       at = again.find("\ntrail_top_tenant_committed_events{", at + 1))
+    ++series;
+  CHECK(series == 5);
   CHECK(t.stop() == 0);
 }
