@@ -5,11 +5,9 @@
 
 namespace trail {
 
-void top_tenants::add(std::string_view tenant, uint64_t events) {
+void top_tenants::add(const std::string& tenant, uint64_t events) {
   std::lock_guard lock(mu_);
-  auto it = counts_.find(std::string(tenant));
-  if (it == counts_.end()) counts_.emplace(std::string(tenant), events);
-  else it->second += events;
+  counts_[tenant] += events;
 }
 
 void top_tenants::publish() {

@@ -13,7 +13,6 @@
 #include <map>
 #include <mutex>
 #include <string>
-#include <string_view>
 #include <unordered_map>
 
 namespace trail {
@@ -22,7 +21,7 @@ class top_tenants {
  public:
   top_tenants(prometheus::Family<prometheus::Gauge>& family, size_t n) : family_(family), n_(n) {}
 
-  void add(std::string_view tenant, uint64_t events);
+  void add(const std::string& tenant, uint64_t events);
   // Sets the gauges of the current top N and removes those that dropped out.
   void publish();
 

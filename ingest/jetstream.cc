@@ -310,8 +310,9 @@ void jetstream_source::fetch_loop() {
     }
     jsFetchRequest req;
     jsFetchRequest_Init(&req);
+    const bool no_wait = !idle;
     req.Batch = idle ? 1 : static_cast<int>(std::min<int64_t>(room, cfg_.fetch_batch));
-    req.NoWait = !idle;
+    req.NoWait = no_wait;
     // Messages already waiting in the subscription (late answers to earlier
     // pull requests, e.g. after a reconnect or a timeout) are taken one per
     // call: nats.c 3.4.1's fetch overruns its array when more than half a
@@ -387,7 +388,7 @@ void jetstream_source::fetch_loop() {
     }
     if (!chunk.empty()) deliver_(std::exchange(chunk, {}));
     natsMsgList_Destroy(&list);
-    if (req.NoWait && got < requested && waiting == 0)
+    if (no_wait && got < requested && waiting == 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(cfg_.fetch_wait_ms));
   }
 }

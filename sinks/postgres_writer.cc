@@ -314,7 +314,7 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
   auto& m = metrics::get();
   m.committed.Increment(static_cast<double>(rows));
   if (auto* top = m.tenants()) {
-    // Records of one tenant are adjacent: the writer merged whole tenant batches.
+    // One add per run of a tenant's records (the writer merges whole tenant batches).
     for (size_t i = 0; i < records.size();) {
       size_t j = i;
       uint64_t stored = 0;
