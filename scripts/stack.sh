@@ -5,7 +5,7 @@
 #   scripts/stack.sh start   # idempotent: starts what is not running, writes $STACK_DIR/env
 #   scripts/stack.sh stop    # stops what this script started (by pid file)
 #   scripts/stack.sh status
-#   scripts/stack.sh restart-pg | stop-pg | start-pg | restart-nats   (fault tests use these)
+#   scripts/stack.sh restart-pg | stop-pg | start-pg | restart-nats | freeze-pg | thaw-pg   (fault tests use these)
 #
 # Environment:
 #   STACK_DIR   state directory (default: <repo>/.dev)
@@ -86,7 +86,7 @@ server_name: trail_dev
 listen: 127.0.0.1:$NATS_PORT
 http: 127.0.0.1:$NATS_MON_PORT
 pid_file: "$NATS_PID_FILE"
-max_payload: 8MB
+max_payload: 1MB
 jetstream {
   store_dir: "$NATS_DIR/store"
   max_memory_store: 256MB
@@ -146,6 +146,11 @@ stop_pg() {
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 -s stop || kill -9 "$pid" 2>/dev/null || true
 }
 
+# Freezing a server (SIGSTOP) black-holes it: connections stay open and the
+# kernel still accepts, but nothing answers. Fault tests use it.
+pg_pids() { local pid; pid=$(pg_pid); pid_alive "$pid" && { echo "$pid"; pgrep -P "$pid" || true; }; }
+signal_pg() { local p; for p in $(pg_pids); do kill "-$1" "$p" 2>/dev/null || true; done; }
+
 stop_nats() {
   local pid i; pid=$(nats_pid)
   pid_alive "$pid" || return 0
@@ -171,6 +176,8 @@ case "${1:-}" in
   stop-pg) stop_pg ;;
   start-pg) start_pg ;;
   restart-pg) stop_pg; start_pg ;;
+  freeze-pg) signal_pg STOP ;;
+  thaw-pg) signal_pg CONT ;;
   stop-nats) stop_nats ;;
   start-nats) start_nats ;;
   restart-nats) stop_nats; start_nats ;;
@@ -179,5 +186,5 @@ case "${1:-}" in
     p=$(pg_pid); pid_alive "$p" && echo "postgres running (pid $p, port $PG_PORT)" || echo "postgres stopped"
     ;;
   destroy) stop_pg; stop_nats; rm -rf "$STACK_DIR" "$PG_DIR" ;;
-  *) echo "usage: $0 start|stop|status|stop-pg|start-pg|restart-pg|stop-nats|start-nats|restart-nats|destroy" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|stop-pg|start-pg|restart-pg|freeze-pg|thaw-pg|stop-nats|start-nats|restart-nats|destroy" >&2; exit 2 ;;
 esac

@@ -177,7 +177,7 @@ std::vector<broker::stored> broker::read_stream(const std::string& stream, uint6
   auto take = [&](natsMsgList& list) {
     for (int i = 0; i < list.Count; ++i) {
       natsMsg* m = list.Msgs[i];
-      stored st{natsMsg_GetSubject(m), std::string(natsMsg_GetData(m), natsMsg_GetDataLength(m)), {}};
+      stored st{natsMsg_GetSubject(m), std::string(natsMsg_GetData(m), natsMsg_GetDataLength(m)), {}, {}};
       const char** keys = nullptr;
       int n = 0;
       if (natsMsgHeader_Keys(m, &keys, &n) == NATS_OK) {
@@ -185,6 +185,12 @@ std::vector<broker::stored> broker::read_stream(const std::string& stream, uint6
           const char* v = nullptr;
           natsMsgHeader_Get(m, keys[k], &v);
           st.headers[keys[k]] = v ? v : "";
+          const char** values = nullptr;
+          int nv = 0;
+          if (natsMsgHeader_Values(m, keys[k], &values, &nv) == NATS_OK) {
+            for (int i = 0; i < nv; ++i) st.all_headers.emplace_back(keys[k], values[i] ? values[i] : "");
+            free(values);
+          }
         }
         free(keys);
       }

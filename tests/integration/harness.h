@@ -60,7 +60,8 @@ class broker {
   struct stored {
     std::string subject;
     std::string data;
-    std::map<std::string, std::string> headers;
+    std::map<std::string, std::string> headers;  // the first value of each
+    std::vector<std::pair<std::string, std::string>> all_headers;  // every value, in order
   };
   std::vector<stored> read_stream(const std::string& stream, uint64_t expected, int timeout_ms = 30000);
 

@@ -19,7 +19,7 @@ TEST_CASE("COPY text escaping survives a round trip", "[copy]") {
   }
 }
 
-TEST_CASE("COPY rows separate columns with tabs and write NULL as \\N", "[copy]") {
+TEST_CASE("COPY rows separate columns with tabs and write NULL as backslash-N", "[copy]") {
   std::string row;
   trail::copy_text::row_builder b(row);
   b.integer(7);
