@@ -69,17 +69,32 @@ caf::behavior tenant_batcher(caf::stateful_actor<batcher_state>* self, std::stri
 
 
 caf::behavior tenant_router(caf::stateful_actor<router_state>* self, const config* cfg, batch_sink* sink) {
+  metrics::get().batchers_limit.Set(static_cast<double>(cfg->max_tenant_batchers));
   return {
       [=](tenant_groups& groups) {
-        sample_mailbox(self, self->state.handled, metrics::get().mailbox_router);
+        auto& st = self->state;
+        sample_mailbox(self, st.handled, metrics::get().mailbox_router);
         for (auto& g : groups) {
-          auto& e = self->state.batchers[g.front().tenant_id];
-          if (!e.batcher) {
-            e.batcher = self->spawn<caf::linked>(tenant_batcher, g.front().tenant_id, caf::actor_cast<caf::actor>(self), cfg, sink);
-            metrics::get().batchers.Set(static_cast<double>(self->state.batchers.size()));
+          auto it = st.batchers.find(g.front().tenant_id);
+          if (it == st.batchers.end()) {
+            if (st.batchers.size() >= static_cast<size_t>(cfg->max_tenant_batchers)) {
+              // At the bound (e.g. a flood of random tenant ids): the records
+              // share one overflow batcher, which is never retired. Writers
+              // handle batches of mixed tenants.
+              if (!st.overflow) {
+                st.overflow = self->spawn<caf::linked>(tenant_batcher, std::string(), caf::actor_cast<caf::actor>(self), cfg, sink);
+                metrics::get().batchers.Set(static_cast<double>(st.batchers.size() + 1));
+              }
+              metrics::get().overflow_records.Increment(static_cast<double>(g.size()));
+              self->send(st.overflow, std::move(g));
+              continue;
+            }
+            it = st.batchers.emplace(g.front().tenant_id, router_state::entry{}).first;
+            it->second.batcher = self->spawn<caf::linked>(tenant_batcher, g.front().tenant_id, caf::actor_cast<caf::actor>(self), cfg, sink);
+            metrics::get().batchers.Set(static_cast<double>(st.batchers.size() + (st.overflow ? 1 : 0)));
           }
-          ++e.sent;
-          self->send(e.batcher, std::move(g));
+          ++it->second.sent;
+          self->send(it->second.batcher, std::move(g));
         }
       },
       [=](idle_atom, const std::string& tenant, uint64_t received) {
@@ -88,10 +103,11 @@ caf::behavior tenant_router(caf::stateful_actor<router_state>* self, const confi
         if (it == self->state.batchers.end() || it->second.sent != received) return;
         self->send(it->second.batcher, retire_atom::value);
         self->state.batchers.erase(it);
-        metrics::get().batchers.Set(static_cast<double>(self->state.batchers.size()));
+        metrics::get().batchers.Set(static_cast<double>(self->state.batchers.size() + (self->state.overflow ? 1 : 0)));
       },
       [=](flush_atom) {
         for (auto& [tenant, e] : self->state.batchers) self->send(e.batcher, flush_atom::value);
+        if (self->state.overflow) self->send(self->state.overflow, flush_atom::value);
       },
   };
 }

@@ -2,7 +2,9 @@
 // Tenant batching actors (CAF 0.17), exposed for deterministic tests.
 //
 // tenant_router owns the tenant -> batcher map. It spawns a linked
-// tenant_batcher on a tenant's first records and retires it when the batcher
+// tenant_batcher on a tenant's first records (while fewer than
+// batch.max_tenant_batchers live; beyond that, records go to one shared
+// overflow batcher) and retires it when the batcher
 // reports itself idle, but only if the batcher has received every record
 // message the router sent it (so no records can be in flight to a stopping
 // batcher). A batcher owns its pending records until it flushes them into the
@@ -55,7 +57,8 @@ struct router_state {
     caf::actor batcher;
     uint64_t sent = 0;
   };
-  std::unordered_map<std::string, entry> batchers;
+  std::unordered_map<std::string, entry> batchers;  // at most batch.max_tenant_batchers
+  caf::actor overflow;  // shared by tenants beyond the bound; spawned on first need
   uint32_t handled = 0;
 };
 

@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
+
+#include <rapidjson/encodedstream.h>
+#include <rapidjson/memorystream.h>
 
 #include "common/time.h"
 
@@ -75,9 +79,27 @@ bool is_core_attribute(std::string_view n) {
   return std::find(std::begin(kCore), std::end(kCore), n) != std::end(kCore);
 }
 
+std::optional<rejection> check_lengths(const ce_envelope& out) {
+  auto too_long = [](const char* name, size_t n, size_t max) {
+    return envelope_error(std::string("attribute '") + name + "' is " + std::to_string(n) + " bytes, longer than " +
+                          std::to_string(max));
+  };
+  if (out.id.size() > kMaxCeIdBytes) return too_long("id", out.id.size(), kMaxCeIdBytes);
+  if (out.source.size() > kMaxCeSourceBytes) return too_long("source", out.source.size(), kMaxCeSourceBytes);
+  if (out.type.size() > kMaxCeAttributeBytes) return too_long("type", out.type.size(), kMaxCeAttributeBytes);
+  if (out.subject && out.subject->size() > kMaxCeAttributeBytes)
+    return too_long("subject", out.subject->size(), kMaxCeAttributeBytes);
+  if (out.dataschema && out.dataschema->size() > kMaxCeAttributeBytes)
+    return too_long("dataschema", out.dataschema->size(), kMaxCeAttributeBytes);
+  if (out.datacontenttype && out.datacontenttype->size() > kMaxCeAttributeBytes)
+    return too_long("datacontenttype", out.datacontenttype->size(), kMaxCeAttributeBytes);
+  return std::nullopt;
+}
+
 std::optional<rejection> check_optional_attributes(ce_envelope& out) {
   if (out.specversion != "1.0")
     return envelope_error("unsupported specversion '" + out.specversion + "' (Trail accepts 1.0)");
+  if (auto r = check_lengths(out)) return r;
   if (out.datacontenttype && !valid_media_type(*out.datacontenttype))
     return envelope_error("datacontenttype '" + *out.datacontenttype + "' is not an RFC 2046 media type");
   if (out.dataschema && !valid_uri(*out.dataschema))
@@ -218,20 +240,44 @@ std::optional<std::string> percent_decode(std::string_view in) {
   return out;
 }
 
+std::optional<rejection> check_text(std::string_view s, const std::string& what) {
+  if (std::memchr(s.data(), '\0', s.size()))
+    return rejection{reason::unstorable, what + " contains the NUL character, which PostgreSQL cannot store"};
+  rapidjson::MemoryStream ms(s.data(), s.size());
+  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
+  struct discard {
+    void Put(char) {}
+  } sink;
+  while (ms.Tell() < s.size())
+    if (!rapidjson::UTF8<>::Validate(in, sink)) return rejection{reason::unstorable, what + " is not valid UTF-8"};
+  // UTF-16 surrogates (U+D800..U+DFFF) encoded as UTF-8 start with 0xED 0xA0..0xBF.
+  for (size_t i = 0; i + 1 < s.size(); ++i)
+    if (static_cast<unsigned char>(s[i]) == 0xED && static_cast<unsigned char>(s[i + 1]) >= 0xA0)
+      return rejection{reason::unstorable, what + " contains a UTF-16 surrogate, which is not valid UTF-8"};
+  return std::nullopt;
+}
+
 std::optional<rejection> parse_binary_envelope(
     const std::vector<std::pair<std::string, std::string>>& headers, ce_envelope& out) {
   std::optional<std::string> content_type;
   bool have_spec = false, have_id = false, have_source = false, have_type = false;
+  std::vector<std::string> seen;  // attribute names, to refuse one given twice
   for (const auto& [raw_name, raw_value] : headers) {
     if (strcasecmp(raw_name.c_str(), "content-type") == 0) {
+      if (content_type) return envelope_error("the Content-Type header is given more than once");
       content_type = raw_value;
+      if (auto r = check_text(raw_value, "header 'Content-Type'")) return r;
       continue;
     }
     if (raw_name.size() <= 3 || strncasecmp(raw_name.c_str(), "ce-", 3) != 0) continue;
     std::string name = raw_name.substr(3);
     for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (std::find(seen.begin(), seen.end(), name) != seen.end())
+      return envelope_error("attribute '" + name + "' is given by more than one ce- header; which one counts would be ambiguous");
+    seen.push_back(name);
     auto value = percent_decode(raw_value);
     if (!value) return envelope_error("header '" + raw_name + "' has an invalid percent-encoding");
+    if (auto r = check_text(*value, "header '" + raw_name + "' (percent-decoded)")) return r;
     if (name == "specversion") {
       out.specversion = std::move(*value);
       have_spec = true;

@@ -63,6 +63,17 @@ bool is_json_media_type(std::string_view content_type);
 std::string media_type_essence(std::string_view content_type);
 
 bool is_valid_extension_name(std::string_view name);
+
+// Text that did not come through the JSON parser (binary mode's
+// percent-decoded headers) gets the parser's checks: valid UTF-8, no NUL, no
+// UTF-16 surrogates. `what` names it in the rejection.
+std::optional<rejection> check_text(std::string_view s, const std::string& what);
+
+// Longest accepted envelope attributes, in bytes. The identity (tenant,
+// source, id) is a unique index key and must fit a btree entry.
+inline constexpr size_t kMaxCeIdBytes = 256;
+inline constexpr size_t kMaxCeSourceBytes = 1024;
+inline constexpr size_t kMaxCeAttributeBytes = 1024;  // type, subject, dataschema, datacontenttype
 std::optional<std::string> percent_decode(std::string_view in);
 
 }  // namespace trail

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 #include <openssl/evp.h>
+#include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -25,6 +27,8 @@ constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kPa
 constexpr size_t kMaxIdLength = 256;
 constexpr size_t kMaxTenantLength = 128;
 constexpr size_t kMaxActionLength = 128;
+// Room for the committed subject's prefix ("audit.committed." by default).
+constexpr size_t kCommittedSubjectAllowance = 64;
 
 std::string_view sv(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
 
@@ -121,10 +125,12 @@ std::optional<std::string> normalize_enum(std::string_view value, std::string_vi
   return std::nullopt;
 }
 
+// A tenant id is one token of the committed subject (audit.committed.<tenant_id>):
+// no '.', which would split it into tokens another tenant's wildcard matches.
 bool valid_tenant_id(std::string_view t) {
   if (t.empty() || t.size() > kMaxTenantLength) return false;
   return std::all_of(t.begin(), t.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == ':' || c == '-';
   });
 }
 
@@ -205,12 +211,29 @@ std::optional<rejection> parse_json(std::string_view text, json_document& doc) {
   return std::nullopt;
 }
 
-std::optional<rejection> check_storable(const Value& root, size_t max_depth) {
+namespace {
+
+// Small objects are compared by scanning; larger ones through their names
+// sorted once, so that no object costs more than O(n log n).
+constexpr size_t kLinearMembers = 16;
+
+std::vector<const Value::Member*> sorted_members(const Value& obj) {
+  std::vector<const Value::Member*> out;
+  out.reserve(obj.MemberCount());
+  for (auto m = obj.MemberBegin(); m != obj.MemberEnd(); ++m) out.push_back(&*m);
+  std::sort(out.begin(), out.end(), [](const Value::Member* a, const Value::Member* b) { return sv(a->name) < sv(b->name); });
+  return out;
+}
+
+}  // namespace
+
+std::optional<rejection> check_storable(const Value& root, size_t max_depth, size_t max_keys) {
   struct frame {
     const Value* v;
     size_t depth;
   };
   thread_local std::vector<frame> stack;
+  thread_local std::vector<std::string_view> names;
   stack.clear();
   stack.push_back({&root, 1});
   auto check_string = [](std::string_view s) -> std::optional<rejection> {
@@ -234,9 +257,34 @@ std::optional<rejection> check_storable(const Value& root, size_t max_depth) {
     if (v.IsString()) {
       if (auto r = check_string(sv(v))) return r;
     } else if (v.IsObject()) {
+      const size_t n = v.MemberCount();
+      if (n > max_keys)
+        return rejection{reason::payload_invalid, "a JSON object has " + std::to_string(n) +
+                                                      " members, more than the limit of " + std::to_string(max_keys) +
+                                                      " (validate.max_object_keys)"};
+      // A repeated name would be validated at its first occurrence and
+      // stored (jsonb keeps the last) at its second: refused.
+      names.clear();
       for (auto m = v.MemberBegin(); m != v.MemberEnd(); ++m) {
         if (auto r = check_string(sv(m->name))) return r;
+        names.push_back(sv(m->name));
         stack.push_back({&m->value, f.depth + 1});
+      }
+      bool repeated = false;
+      std::string_view which;
+      if (n <= kLinearMembers) {
+        for (size_t i = 0; i < n && !repeated; ++i)
+          for (size_t j = i + 1; j < n && !repeated; ++j)
+            if (names[i] == names[j]) repeated = true, which = names[i];
+      } else {
+        std::sort(names.begin(), names.end());
+        for (size_t i = 1; i < n && !repeated; ++i)
+          if (names[i] == names[i - 1]) repeated = true, which = names[i];
+      }
+      if (repeated) {
+        std::string shown(which.substr(0, 64));
+        return rejection{reason::payload_invalid, "a JSON object has the member '" + shown +
+                                                      "' more than once (duplicate names are ambiguous)"};
       }
     } else if (v.IsArray()) {
       for (auto e = v.Begin(); e != v.End(); ++e) stack.push_back({e, f.depth + 1});
@@ -245,16 +293,47 @@ std::optional<rejection> check_storable(const Value& root, size_t max_depth) {
   return std::nullopt;
 }
 
+bool json_equal(const Value& a, const Value& b) {
+  if (a.GetType() != b.GetType()) return false;
+  if (a.IsObject()) {
+    const size_t n = a.MemberCount();
+    if (n != b.MemberCount()) return false;
+    if (n <= kLinearMembers) {
+      for (auto m = a.MemberBegin(); m != a.MemberEnd(); ++m) {
+        auto it = b.FindMember(m->name);
+        if (it == b.MemberEnd() || !json_equal(m->value, it->value)) return false;
+      }
+      return true;
+    }
+    const auto sa = sorted_members(a), sb = sorted_members(b);
+    for (size_t i = 0; i < n; ++i)
+      if (sv(sa[i]->name) != sv(sb[i]->name) || !json_equal(sa[i]->value, sb[i]->value)) return false;
+    return true;
+  }
+  if (a.IsArray()) {
+    if (a.Size() != b.Size()) return false;
+    for (rapidjson::SizeType i = 0; i < a.Size(); ++i)
+      if (!json_equal(a[i], b[i])) return false;
+    return true;
+  }
+  if (a.IsString()) return sv(a) == sv(b);
+  return a == b;  // numbers, booleans, null
+}
+
 std::vector<std::string> compute_changed_fields(const Value& old_value, const Value& new_value) {
   std::vector<std::string> out;
-  for (auto m = old_value.MemberBegin(); m != old_value.MemberEnd(); ++m) {
-    auto it = new_value.FindMember(m->name);
-    if (it == new_value.MemberEnd() || !(it->value == m->value)) out.emplace_back(sv(m->name));
+  const auto so = sorted_members(old_value), sn = sorted_members(new_value);
+  size_t i = 0, j = 0;
+  while (i < so.size() || j < sn.size()) {
+    if (j == sn.size() || (i < so.size() && sv(so[i]->name) < sv(sn[j]->name))) {
+      out.emplace_back(sv(so[i++]->name));  // removed
+    } else if (i == so.size() || sv(sn[j]->name) < sv(so[i]->name)) {
+      out.emplace_back(sv(sn[j++]->name));  // added
+    } else {
+      if (!json_equal(so[i]->value, sn[j]->value)) out.emplace_back(sv(so[i]->name));
+      ++i, ++j;
+    }
   }
-  for (auto m = new_value.MemberBegin(); m != new_value.MemberEnd(); ++m)
-    if (!old_value.HasMember(m->name)) out.emplace_back(sv(m->name));
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 
@@ -276,7 +355,8 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
   }
   if (!tenant) return payload_error("tenant_id is required (data.tenant_id or the tenantid extension)");
   if (!valid_tenant_id(*tenant))
-    return payload_error("tenant_id must be 1-128 characters of [A-Za-z0-9._:-]");
+    return payload_error("tenant_id must be 1-128 characters of [A-Za-z0-9_:-] (no '.': it is a token of the subject "
+                         "audit.committed.<tenant_id>)");
 
   // ---- what happened ----
   std::optional<std::string_view> action, category_in, severity_in, description, correlation_id,
@@ -632,6 +712,15 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
   return std::nullopt;
 }
 
+size_t committed_wire_bytes(const audit_record& r, size_t subject_prefix_bytes) {
+  // Body: head + "sequence":"<19 digits>","recordedtime":"<27>","data": + data + "}".
+  constexpr size_t kTail = sizeof("\"sequence\":\"0000000000000000000\",\"recordedtime\":\"2000-01-01T00:00:00.000000Z\",\"data\":}") - 1;
+  // Headers: NATS/1.0 + "Nats-Msg-Id: <tenant>:<sequence>" (+ Trail-Attempt on a retry).
+  constexpr size_t kHeaders = 10 + 2 + 13 + 1 + 20 + 2 + 20 + 2;
+  return r.committed_head.size() + r.data_json.size() + kTail + kHeaders + 2 * r.tenant_id.size() +
+         subject_prefix_bytes;
+}
+
 // ---------------------------------------------------------------------------
 
 event_decoder::event_decoder(decoder_limits limits)
@@ -660,20 +749,34 @@ decode_outcome event_decoder::decode(inbound_message& msg) {
   bool batch = essence == "application/cloudevents-batch+json";
   const bool structured_declared = essence == "application/cloudevents+json";
 
+  // Sizes count headers and body: both travel, both are held, both are stored.
+  const size_t message_bytes = msg.data.size() + msg.header_wire_bytes;
+  // Each committed event travels as a message of its own: one that cannot
+  // fit the broker is refused now, before it is stored.
+  auto committed_fits = [&](const audit_record& r) -> std::optional<rejection> {
+    const size_t n = committed_wire_bytes(r, kCommittedSubjectAllowance);
+    if (n <= limits_.max_message_bytes) return std::nullopt;
+    return rejection{reason::too_large, "the committed copy of this event would be " + std::to_string(n) +
+                                            " bytes, more than the broker's max_payload of " +
+                                            std::to_string(limits_.max_message_bytes)};
+  };
+
   if (binary) {
     result.mode = ingest_mode::binary;
-    if (msg.data.size() > limits_.max_event_bytes)
-      return reject({reason::too_large, "event of " + std::to_string(msg.data.size()) +
-                                            " bytes exceeds the limit of " + std::to_string(limits_.max_event_bytes)});
+    if (message_bytes > limits_.max_event_bytes)
+      return reject({reason::too_large, "event of " + std::to_string(message_bytes) +
+                                            " bytes (headers + body) exceeds the limit of " +
+                                            std::to_string(limits_.max_event_bytes)});
     ce_envelope env;
     if (auto r = parse_binary_envelope(msg.headers, env)) return reject(std::move(*r));
     if (env.datacontenttype && !is_json_media_type(*env.datacontenttype))
       return reject({reason::unsupported_content,
                      "datacontenttype '" + *env.datacontenttype + "' is not JSON; Trail's audit payload is a JSON object"});
     if (auto r = parse_json(msg.data, doc)) return reject(std::move(*r));
-    if (auto r = check_storable(doc, limits_.max_depth)) return reject(std::move(*r));
+    if (auto r = check_storable(doc, limits_.max_depth, limits_.max_object_keys)) return reject(std::move(*r));
     audit_record rec;
     if (auto r = build_record(env, doc, ingest_mode::binary, msg.stream_time_us, rec)) return reject(std::move(*r));
+    if (auto r = committed_fits(rec)) return reject(std::move(*r));
     rec.origin = &msg;
     result.records.push_back(std::move(rec));
     return result;
@@ -685,11 +788,11 @@ decode_outcome event_decoder::decode(inbound_message& msg) {
   if (!batch && !structured_declared && first < msg.data.size() && msg.data[first] == '[') batch = true;
   const size_t limit = batch ? limits_.max_batch_bytes : limits_.max_event_bytes;
   result.mode = batch ? ingest_mode::batch : ingest_mode::structured;
-  if (msg.data.size() > limit)
-    return reject({reason::too_large, "message of " + std::to_string(msg.data.size()) +
-                                          " bytes exceeds the limit of " + std::to_string(limit)});
+  if (message_bytes > limit)
+    return reject({reason::too_large, "message of " + std::to_string(message_bytes) +
+                                          " bytes (headers + body) exceeds the limit of " + std::to_string(limit)});
   if (auto r = parse_json(msg.data, doc)) return reject(std::move(*r));
-  if (auto r = check_storable(doc, limits_.max_depth)) return reject(std::move(*r));
+  if (auto r = check_storable(doc, limits_.max_depth, limits_.max_object_keys)) return reject(std::move(*r));
 
   if (batch) {
     std::vector<ce_envelope> envs;
@@ -709,6 +812,8 @@ decode_outcome event_decoder::decode(inbound_message& msg) {
                                                   *env.datacontenttype + "' is not JSON"});
       if (auto r = build_record(env, *env.data, ingest_mode::batch, msg.stream_time_us, rec))
         return reject({reason::batch_invalid, "batch element " + std::to_string(i) + ": " + r->message});
+      if (auto r = committed_fits(rec))
+        return reject({reason::too_large, "batch element " + std::to_string(i) + ": " + r->message});
       rec.origin = &msg;
       result.records.push_back(std::move(rec));
     }
@@ -732,6 +837,7 @@ decode_outcome event_decoder::decode(inbound_message& msg) {
     env.type = "trail.audit.v1";
     audit_record rec;
     if (auto r = build_record(env, doc, ingest_mode::bare, msg.stream_time_us, rec)) return reject(std::move(*r));
+    if (auto r = committed_fits(rec)) return reject(std::move(*r));
     rec.origin = &msg;
     result.records.push_back(std::move(rec));
     return result;
@@ -748,12 +854,13 @@ decode_outcome event_decoder::decode(inbound_message& msg) {
     auto bytes = decode_base64(*env.data_base64);
     if (!bytes) return reject({reason::envelope_invalid, "data_base64 is not valid base64"});
     if (auto r = parse_json(*bytes, inner)) return reject({r->code, "data_base64: " + r->message});
-    if (auto r = check_storable(inner, limits_.max_depth)) return reject(std::move(*r));
+    if (auto r = check_storable(inner, limits_.max_depth, limits_.max_object_keys)) return reject(std::move(*r));
     data = &inner;
   }
   if (!data) return reject({reason::payload_invalid, "the event has no data; Trail needs the audit payload in 'data'"});
   audit_record rec;
   if (auto r = build_record(env, *data, ingest_mode::structured, msg.stream_time_us, rec)) return reject(std::move(*r));
+  if (auto r = committed_fits(rec)) return reject(std::move(*r));
   rec.origin = &msg;
   result.records.push_back(std::move(rec));
   return result;

@@ -17,10 +17,14 @@
 namespace trail {
 
 struct decoder_limits {
-  size_t max_event_bytes = 256 * 1024;        // one event (structured, binary or bare body)
-  size_t max_batch_bytes = 4 * 1024 * 1024;   // one batch-mode message
+  size_t max_event_bytes = 256 * 1024;        // one event, headers + body (structured, binary or bare)
+  size_t max_batch_bytes = 4 * 1024 * 1024;   // one batch-mode message, headers + body
   size_t max_batch_events = 1000;             // events in one batch-mode message
   size_t max_depth = 64;                      // JSON nesting depth
+  size_t max_object_keys = 10000;             // members of any one JSON object
+  // The largest message the broker takes (its max_payload): an event whose
+  // committed copy would not fit is refused (too_large) before it is stored.
+  size_t max_message_bytes = 1024 * 1024;
 };
 
 struct decode_outcome {
@@ -54,17 +58,25 @@ using json_document = rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::M
 // the stack), with UTF-8 validation and full-precision numbers.
 std::optional<rejection> parse_json(std::string_view text, json_document& doc);
 
-// Rejects what PostgreSQL cannot store or what Trail refuses to nest: NUL
-// characters, UTF-16 surrogates encoded in UTF-8, numbers beyond JSONB's
-// range, nesting deeper than `max_depth`. Iterative.
-std::optional<rejection> check_storable(const rapidjson::Value& v, size_t max_depth);
+// Rejects what PostgreSQL cannot store or what Trail refuses to take: NUL
+// characters, UTF-16 surrogates encoded in UTF-8, nesting deeper than
+// `max_depth`, objects with more than `max_keys` members or with a member
+// name given twice. Iterative; O(n log n) in an object's size.
+std::optional<rejection> check_storable(const rapidjson::Value& v, size_t max_depth, size_t max_keys = 10000);
+
+// Deep equality of two JSON values, O(n log n) in object sizes (rapidjson's
+// operator== looks every member up linearly).
+bool json_equal(const rapidjson::Value& a, const rapidjson::Value& b);
+
+// Bytes the committed copy of `r` takes on the wire (subject, headers, body).
+size_t committed_wire_bytes(const audit_record& r, size_t subject_prefix_bytes);
 
 // Validates the audit payload of one event and renders its record.
 // `receive_time_us` is the occurred_at of last resort.
 std::optional<rejection> build_record(const ce_envelope& env, const rapidjson::Value& data,
                                       ingest_mode mode, int64_t receive_time_us, audit_record& out);
 
-// Top-level keys whose values differ between two objects, sorted.
+// Top-level keys whose values differ between two objects, sorted. O(n log n).
 std::vector<std::string> compute_changed_fields(const rapidjson::Value& old_value,
                                                 const rapidjson::Value& new_value);
 

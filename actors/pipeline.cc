@@ -41,9 +41,11 @@ caf::behavior validator(caf::stateful_actor<validator_state>* self, caf::actor r
         auto& group_of = self->state.group_of;
         group_of.clear();
         for (inbound_message* msg : chunk) {
-          if (msg->delivered >= max_deliver) {
-            // Its last delivery: it must not vanish silently when this one fails too.
-            settler->reject(msg, {"max_deliver_exceeded", "delivered " + std::to_string(msg->delivered) +
+          if (msg->delivered > max_deliver) {
+            // Tried max_deliver times already. The broker never gives up on a
+            // message (the consumer's MaxDeliver is unlimited), so this is the
+            // one place a message stops being retried: into the dead letters.
+            settler->reject(msg, {"max_deliver_exceeded", "delivered " + std::to_string(msg->delivered - 1) +
                                                               " times (nats.max_deliver) without being committed"});
             continue;
           }
@@ -93,11 +95,12 @@ struct actor_pipeline::impl {
   std::atomic<size_t> next{0};
 };
 
-actor_pipeline::actor_pipeline(const config& cfg, batch_sink& sink, message_settler& settler)
+actor_pipeline::actor_pipeline(const config& cfg, batch_sink& sink, message_settler& settler, size_t max_message_bytes)
     : impl_(std::make_unique<impl>(cfg)) {
   impl_->router = impl_->system.spawn(tenant_router, &cfg, &sink);
   decoder_limits limits{static_cast<size_t>(cfg.max_event_bytes), static_cast<size_t>(cfg.max_batch_bytes),
-                        static_cast<size_t>(cfg.max_batch_events), static_cast<size_t>(cfg.max_json_depth)};
+                        static_cast<size_t>(cfg.max_batch_events), static_cast<size_t>(cfg.max_json_depth),
+                        static_cast<size_t>(cfg.max_object_keys), max_message_bytes};
   for (int64_t i = 0; i < cfg.validators; ++i)
     impl_->validators.push_back(impl_->system.spawn(validator, impl_->router, limits, static_cast<uint64_t>(cfg.max_deliver), &settler));
 }

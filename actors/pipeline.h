@@ -24,7 +24,8 @@ namespace trail {
 
 class actor_pipeline {
  public:
-  actor_pipeline(const config& cfg, batch_sink& sink, message_settler& settler);
+  // `max_message_bytes`: the broker's max_payload (committed copies must fit).
+  actor_pipeline(const config& cfg, batch_sink& sink, message_settler& settler, size_t max_message_bytes);
   ~actor_pipeline();
 
   // Called by the fetch thread; never blocks.

@@ -14,6 +14,7 @@
 #include <prometheus/exposer.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -29,6 +30,7 @@
 #include "ingest/dead_letter.h"
 #include "ingest/finalizer.h"
 #include "ingest/jetstream.h"
+#include "sinks/dead_letter_store.h"
 #include "sinks/postgres_writer.h"
 #include "store/migrate.h"
 
@@ -102,14 +104,22 @@ int run(const config& cfg) {
       log::warn("partitions", "could not create partitions ahead; events still land in the default partition", {{"error", err}});
   };
   keep_partitions();
+  std::string key_error;
+  const auto key = installation_key(cfg.pg_dsn, &key_error);
+  if (!key) {
+    log::error("traild", "cannot read the installation key (audit.installation)", {{"error", key_error}});
+    return 1;
+  }
 
   jetstream_source source(cfg, h);
   if (!source.connect(g_stop)) return g_stop ? 0 : 1;
 
-  dead_letter_publisher dlq(cfg, source);
+  log::info("nats", "broker limits", {{"max_payload", source.max_payload()}});
+  postgres_dead_letter_store dead_letter_db(cfg);
+  dead_letter_publisher dlq(cfg, source, dead_letter_db, *key);
   commit_finalizer finalizer(cfg, source, dlq);
   postgres_writer_pool writers(cfg, finalizer, h);
-  actor_pipeline pipeline(cfg, writers, dlq);
+  actor_pipeline pipeline(cfg, writers, dlq, static_cast<size_t>(source.max_payload()));
   dlq.start();
   finalizer.start();
   writers.start();
@@ -131,24 +141,46 @@ int run(const config& cfg) {
   }
 
   // Graceful shutdown: stop pulling, flush what is held, commit, ack, exit.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.shutdown_deadline_s);
+  // The last part of the deadline is kept for handing back what is not
+  // committed; a watchdog ends the process at the deadline whatever is stuck
+  // (a frozen database, a broker that does not answer): anything un-acked is
+  // redelivered, so an early exit loses nothing.
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto deadline = t0 + std::chrono::seconds(cfg.shutdown_deadline_s);
+  const auto reserve = std::chrono::milliseconds(std::clamp<int64_t>(cfg.shutdown_deadline_s * 200, 500, 5000));
+  const auto drain_until = deadline - reserve;
+  std::thread([deadline] {
+    std::this_thread::sleep_until(deadline);
+    log::error("traild", "shutdown deadline reached with work still stuck; exiting now (un-acked messages are redelivered)");
+    std::_Exit(1);
+  }).detach();
   http.set_draining();
   source.stop_fetching();
   pipeline.flush_all();
-  const bool drained = source.gate().wait_drained(deadline);
+  const bool drained = source.gate().wait_drained(drain_until);
   if (!drained) {
-    log::warn("traild", "shutdown deadline reached; what is not committed stays un-acked and will be redelivered",
-              {{"inflight_events", source.gate().events()}});
+    // Hand back what is not committed now, before anything else can get
+    // stuck: the broker redelivers it at once (to another replica, or to the
+    // next start). Should a write still commit, its ack follows; the dedupe
+    // path absorbs the redelivery.
+    const size_t n = source.nak_all_in_flight(1000);
+    natsConnection_FlushTimeout(source.connection(), 500);
+    log::warn("traild", "shutdown deadline near; un-committed messages handed back to the broker",
+              {{"messages", n}});
     writers.abandon();
   }
   pipeline.stop();
   writers.stop();
   finalizer.stop();
-  dlq.stop();
-  if (!drained) {
-    // Whatever is left was not committed: have it redelivered soon.
+  dlq.stop(drained ? deadline - reserve / 2 : std::chrono::steady_clock::now());
+  // Committed and acked, but is each republish confirmed? Wait for the broker
+  // (bounded); each one still unconfirmed is logged with its (tenant, sequence).
+  if (const size_t lost = source.settle_republishes(deadline - reserve / 4))
+    log::warn("traild", "committed events not confirmed downstream (logged above, one line each)", {{"events", lost}});
+  if (drained && source.gate().events() > 0) {
+    // Left by a component that stopped at its own deadline (dead letters).
     const size_t n = source.nak_all_in_flight(1000);
-    log::info("traild", "un-committed messages handed back to the broker", {{"messages", n}});
+    log::info("traild", "un-settled messages handed back to the broker", {{"messages", n}});
   }
   partition_keeper.join();
   source.close();

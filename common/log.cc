@@ -36,6 +36,29 @@ const char* name(level l) {
 }
 }  // namespace
 
+void append_escaped(std::string& out, std::string_view text) {
+  // Text lines are for people and line-oriented tools: a value must never
+  // start a new line or move the cursor, whatever a publisher put in it.
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char c : text) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+}
+
 void configure(bool json, level min_level) {
   g_json = json;
   g_min = static_cast<int>(min_level);
@@ -71,8 +94,14 @@ void write(level l, std::string_view component, std::string_view message, const 
     w.EndObject();
     line.assign(sb.GetString(), sb.GetSize());
   } else {
-    line = ts + " " + name(l) + " [" + std::string(component) + "] " + std::string(message);
-    for (const auto& f : fields) line += " " + std::string(f.key) + "=" + f.value;
+    line = ts + " " + name(l) + " [" + std::string(component) + "] ";
+    append_escaped(line, message);
+    for (const auto& f : fields) {
+      line += ' ';
+      append_escaped(line, f.key);
+      line += '=';
+      append_escaped(line, f.value);
+    }
   }
   line += '\n';
   std::lock_guard<std::mutex> lock(g_mu);

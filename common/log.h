@@ -25,6 +25,10 @@ struct field {
 };
 
 void configure(bool json, level min_level);
+
+// Text format: appends `text` with backslash, control characters and DEL
+// escaped (\n, \r, \t, \xNN), so that no value can forge a log line.
+void append_escaped(std::string& out, std::string_view text);
 bool enabled(level l);
 void write(level l, std::string_view component, std::string_view message,
            std::initializer_list<field> fields = {});

@@ -24,6 +24,14 @@ metrics::metrics()
                            "Committed events republished and confirmed by the broker")),
       republish_failed(counter(*registry_, "trail_republish_failed_total",
                                "Committed events whose republish the broker did not confirm")),
+      republish_retries(counter(*registry_, "trail_republish_retries_total",
+                                "Committed-event republishes sent again (unconfirmed, refused or timed out)")),
+      republish_retry_backlog(BuildGauge().Name("trail_republish_retry_backlog").Help("Committed events waiting to be republished again (bound: nats.republish_retry_max)").Register(*registry_).Add({})),
+      dead_letters_in_database(counter(*registry_, "trail_dead_letters_in_database_total",
+                                       "Dead letters kept in audit.dead_letters because the broker cannot carry them")),
+      overflow_records(counter(*registry_, "trail_overflow_batcher_records_total",
+                               "Records batched by the shared overflow batcher (tenant batchers at batch.max_tenant_batchers)")),
+      batchers_limit(BuildGauge().Name("trail_tenant_batchers_limit").Help("Bound on live tenant batchers (batch.max_tenant_batchers)").Register(*registry_).Add({})),
       commits(counter(*registry_, "trail_commits_total", "COPY transactions committed")),
       batch_events(BuildHistogram()
                        .Name("trail_transaction_events")
@@ -66,7 +74,10 @@ metrics::metrics()
       mailbox_router(mailbox_histogram(*registry_, "router")),
       mailbox_batcher(mailbox_histogram(*registry_, "batcher")),
       dlq_family_(BuildCounter().Name("trail_events_dead_lettered_total").Help("Messages sent to the dead-letter stream, by reason").Register(*registry_)),
-      db_error_family_(BuildCounter().Name("trail_db_errors_total").Help("Failed database round trips, by SQLSTATE class (each is retried or bisected)").Register(*registry_)) {
+      db_error_family_(BuildCounter().Name("trail_db_errors_total").Help("Failed database round trips, by SQLSTATE class (each is retried or bisected)").Register(*registry_)),
+      known_tenants_family_(BuildGauge().Name("trail_writer_known_tenants").Help("Tenants a writer remembers as having a head row (bound: pg.known_tenants_max)").Register(*registry_)) {
+  for (const auto& r : dead_letter_reasons()) dlq_family_.Add({{"reason", r}});
+  for (const auto& c : db_error_classes()) db_error_family_.Add({{"class", c}});
   BuildGauge().Name("trail_build_info").Help("Build information").Register(*registry_).Add({{"version", TRAIL_VERSION}}).Set(1);
   auto& fam = BuildCounter().Name("trail_events_received_total").Help("Events received, by content mode").Register(*registry_);
   for (int i = 0; i < 4; ++i) received_[i] = &fam.Add({{"mode", to_string(static_cast<ingest_mode>(i))}});
@@ -86,13 +97,42 @@ void metrics::enable_top_tenants(size_t n) {
                      .Name("trail_top_tenant_committed_events")
                      .Help("Events committed since start, for the metrics.top_tenants tenants with the most")
                      .Register(*registry_);
-  tenants_ = std::make_unique<top_tenants>(family, n);
+  auto& tracked = BuildGauge()
+                      .Name("trail_top_tenants_tracked")
+                      .Help("Tenants whose committed events the top-N gauge is counting (bounded, see README)")
+                      .Register(*registry_)
+                      .Add({});
+  tenants_ = std::make_unique<top_tenants>(family, n, 0, &tracked);
 }
 
 prometheus::Counter& metrics::dead_lettered(const std::string& reason) { return dlq_family_.Add({{"reason", reason}}); }
 
 prometheus::Counter& metrics::db_error(const std::string& sqlstate) {
-  return db_error_family_.Add({{"class", sqlstate.size() >= 2 ? sqlstate.substr(0, 2) : std::string("connection")}});
+  std::string cls = "connection";
+  if (sqlstate.size() == 5) cls = sqlstate.substr(0, 2);
+  else if (!sqlstate.empty()) cls = sqlstate;
+  return db_error_family_.Add({{"class", cls}});
+}
+
+prometheus::Gauge& metrics::writer_known_tenants(int index) {
+  return known_tenants_family_.Add({{"writer", std::to_string(index)}});
+}
+
+const std::vector<std::string>& metrics::dead_letter_reasons() {
+  static const std::vector<std::string> all = {
+      "malformed_json", "envelope_invalid", "batch_invalid", "payload_invalid", "unstorable_value",
+      "too_large", "unsupported_content_type", "database_rejected", "max_deliver_exceeded"};
+  return all;
+}
+
+const std::vector<std::string>& metrics::db_error_classes() {
+  // connection: lost, refused or timed out; 22/23/54: the data (bisected);
+  // 40: serialization/deadlock; 53: resources; 55/57: object state, operator
+  // intervention (shutdown, cancel, statement_timeout); 58/XX: system and
+  // internal; ledger_invariant: a missing head row or a repeated sequence.
+  static const std::vector<std::string> all = {"connection", "08", "22", "23", "40", "53", "54", "55", "57",
+                                               "58", "XX", "ledger_invariant"};
+  return all;
 }
 
 }  // namespace trail

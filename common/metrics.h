@@ -11,6 +11,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/record.h"
 #include "common/top_tenants.h"
@@ -28,14 +29,26 @@ class metrics {
 
   prometheus::Counter& received(ingest_mode m) { return *received_[static_cast<int>(m)]; }
   prometheus::Counter& dead_lettered(const std::string& reason);
-  // `sqlstate` may be empty (connection lost): counted as class "connection".
+  // `sqlstate` may be empty (connection lost or timed out): counted as class
+  // "connection"; a word (not a SQLSTATE) is its own class, e.g. "ledger_invariant".
   prometheus::Counter& db_error(const std::string& sqlstate);
+  // Tenants writer `index` remembers as having a head row.
+  prometheus::Gauge& writer_known_tenants(int index);
+  // The label values exported at 0 from the start, so that rate() and
+  // absence alerts work before the first occurrence.
+  static const std::vector<std::string>& dead_letter_reasons();
+  static const std::vector<std::string>& db_error_classes();
 
   prometheus::Counter& committed;
   prometheus::Counter& duplicates;
   prometheus::Counter& redeliveries;
   prometheus::Counter& republish_ok;
   prometheus::Counter& republish_failed;
+  prometheus::Counter& republish_retries;
+  prometheus::Gauge& republish_retry_backlog;
+  prometheus::Counter& dead_letters_in_database;
+  prometheus::Counter& overflow_records;
+  prometheus::Gauge& batchers_limit;
   prometheus::Counter& commits;
   prometheus::Histogram& batch_events;
   prometheus::Histogram& batch_bytes;
@@ -71,6 +84,7 @@ class metrics {
   prometheus::Counter* received_[4];
   prometheus::Family<prometheus::Counter>& dlq_family_;
   prometheus::Family<prometheus::Counter>& db_error_family_;
+  prometheus::Family<prometheus::Gauge>& known_tenants_family_;
   std::unique_ptr<top_tenants> tenants_;
 };
 
@@ -81,8 +95,10 @@ struct health {
   std::atomic<bool> consumer_running{false};
   std::atomic<int> writers_connected{0};
   std::atomic<int> writers_total{0};
+  std::atomic<int> writers_blocked{0};  // writers refusing to write: a ledger invariant failed
   bool ready() const {
-    return nats_connected && consumer_running && writers_total > 0 && writers_connected == writers_total;
+    return nats_connected && consumer_running && writers_total > 0 && writers_connected == writers_total &&
+           writers_blocked == 0;
   }
 };
 

@@ -21,3 +21,29 @@ const std::string* inbound_message::header(std::string_view name) const {
 }
 
 }  // namespace trail
+
+namespace trail {
+
+size_t inbound_message::header_count(std::string_view name) const {
+  size_t n = 0;
+  for (const auto& [k, v] : headers)
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), name.size()) == 0) ++n;
+  return n;
+}
+
+size_t header_wire_size(const std::vector<std::pair<std::string, std::string>>& headers) {
+  if (headers.empty()) return 0;
+  size_t n = sizeof("NATS/1.0\r\n") - 1 + 2;
+  for (const auto& [k, v] : headers) n += k.size() + 2 + v.size() + 2;
+  return n;
+}
+
+int64_t held_bytes_of(const inbound_message& m) {
+  // The natsMsg keeps the raw header block, parses it into a map on first
+  // use, and the fetch thread copies every pair: three copies. Plus a fixed
+  // share for the structures themselves.
+  constexpr int64_t kOverhead = 512;
+  return static_cast<int64_t>(m.data.size() + 3 * m.header_wire_bytes + 2 * m.subject.size()) + kOverhead;
+}
+
+}  // namespace trail

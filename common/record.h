@@ -27,7 +27,15 @@ const char* to_string(ingest_mode m);
 struct inbound_message {
   void* handle = nullptr;        // natsMsg*, owned (see above)
   std::string_view data;         // body; points into the message, valid while it lives
-  std::vector<std::pair<std::string, std::string>> headers;  // copied at fetch
+  // Copied at fetch, one entry per value (a header sent several times keeps
+  // every value, in order).
+  std::vector<std::pair<std::string, std::string>> headers;
+  // What this message holds in memory, counted against the in-flight byte
+  // bound: body, headers (in the natsMsg, in its parsed header map and in the
+  // copy above), subject and bookkeeping. Set once at fetch.
+  int64_t held_bytes = 0;
+  // Size of the headers on the wire ("NATS/1.0\r\n" + "Key: Value\r\n"… + "\r\n").
+  size_t header_wire_bytes = 0;
   std::string subject;
   uint64_t stream_seq = 0;       // position in the AUDIT stream
   uint64_t delivered = 1;        // JetStream delivery count (1 = first delivery)
@@ -46,7 +54,14 @@ struct inbound_message {
 
   // Case-insensitive header lookup; nullptr when absent.
   const std::string* header(std::string_view name) const;
+  // How many values a header has (case-insensitive name).
+  size_t header_count(std::string_view name) const;
 };
+
+// The wire size of a header block holding `headers` (0 when there are none).
+size_t header_wire_size(const std::vector<std::pair<std::string, std::string>>& headers);
+// The bytes an inbound message holds (see inbound_message::held_bytes).
+int64_t held_bytes_of(const inbound_message& m);
 
 struct audit_record {
   inbound_message* origin = nullptr;  // not owned
@@ -66,6 +81,8 @@ struct audit_record {
   int64_t sequence = 0;
   int64_t recorded_at_us = 0;
   bool duplicate = false;  // already stored by an earlier delivery
+  // Whether the finalizer publishes the committed event (decided by the writer).
+  bool republish = true;
 };
 
 using record_batch = std::vector<audit_record>;

@@ -7,11 +7,35 @@ namespace trail {
 
 void top_tenants::add(const std::string& tenant, uint64_t events) {
   std::lock_guard lock(mu_);
-  counts_[tenant] += events;
+  auto it = counts_.find(tenant);
+  if (it != counts_.end()) {
+    it->second += events;
+    return;
+  }
+  if (counts_.size() >= max_tracked_) {
+    // Forget the less busy half (amortized O(1) per new tenant).
+    std::vector<uint64_t> all;
+    all.reserve(counts_.size());
+    for (const auto& [t, n] : counts_) all.push_back(n);
+    auto mid = all.begin() + static_cast<std::ptrdiff_t>(all.size() / 2);
+    std::nth_element(all.begin(), mid, all.end());
+    const uint64_t median = *mid;
+    size_t to_drop = counts_.size() - max_tracked_ / 2;
+    for (auto i = counts_.begin(); i != counts_.end() && to_drop > 0;) {
+      if (i->second <= median && !shown_.count(i->first)) {
+        i = counts_.erase(i);
+        --to_drop;
+      } else {
+        ++i;
+      }
+    }
+  }
+  counts_.emplace(tenant, events);
 }
 
 void top_tenants::publish() {
   std::lock_guard lock(mu_);
+  if (tracked_) tracked_->Set(static_cast<double>(counts_.size()));
   std::vector<std::pair<uint64_t, const std::string*>> all;
   all.reserve(counts_.size());
   for (const auto& [tenant, n] : counts_) all.emplace_back(n, &tenant);

@@ -45,7 +45,8 @@ const std::vector<knob>& knobs() {
       {"nats.ack_wait_s", &config::ack_wait_s, int64_t{60}, "seconds",
        "redelivery timeout of an un-acked message; longer than linger + commit", 5},
       {"nats.max_deliver", &config::max_deliver, int64_t{20}, "count",
-       "deliveries before the broker gives up on a message", 1},
+       "deliveries tried before Trail dead-letters a message (reason max_deliver_exceeded); the broker itself never gives up",
+       2},
       {"nats.max_ack_pending", &config::max_ack_pending, int64_t{100000}, "messages",
        "messages the broker lets traild hold un-acked; at least limits.inflight_max_events", 1},
       {"nats.fetch_batch", &config::fetch_batch, int64_t{512}, "messages", "messages per pull request", 1, 10000},
@@ -68,6 +69,12 @@ const std::vector<knob>& knobs() {
        "size limit of the committed stream (-1 = unlimited)", -1},
       {"nats.publish_max_pending", &config::publish_max_pending, int64_t{65536}, "messages",
        "asynchronous publishes awaiting the broker's acknowledgement", 1},
+      {"nats.publish_ack_timeout_ms", &config::publish_ack_timeout_ms, int64_t{10000}, "milliseconds",
+       "how long a committed event's republish waits for the broker's acknowledgement before it is retried", 100},
+      {"nats.republish_retry_max", &config::republish_retry_max, int64_t{65536}, "events",
+       "committed events waiting to be republished again; at this bound acks wait (backpressure)", 1},
+      {"nats.stream_replicas", &config::stream_replicas, int64_t{1}, "replicas",
+       "replicas of the streams Trail creates; existing streams keep their own settings", 1, 5},
 
       {"pg.dsn", &config::pg_dsn, "postgresql://postgres@127.0.0.1:5432/trail", "libpq DSN",
        "PostgreSQL connection string; the password is masked in logs", 0, 0, true},
@@ -81,6 +88,13 @@ const std::vector<knob>& knobs() {
        "daily partitions kept created ahead of today"},
       {"pg.partitions_behind_days", &config::partitions_behind_days, int64_t{7}, "days",
        "daily partitions created behind today at start (late events; older ones go to the default partition)"},
+      {"pg.connect_timeout_s", &config::pg_connect_timeout_s, int64_t{10}, "seconds",
+       "a PostgreSQL connection attempt that takes longer fails (and is retried)", 1},
+      {"pg.statement_timeout_s", &config::pg_statement_timeout_s, int64_t{60}, "seconds",
+       "a statement PostgreSQL has not answered by then is abandoned with its connection (and retried); "
+       "also sent as the server's statement_timeout", 1},
+      {"pg.known_tenants_max", &config::known_tenants_max, int64_t{100000}, "tenants",
+       "tenants each writer remembers as having a head row; at the bound the memory is cleared", 1},
 
       {"batch.max_events", &config::batch_max_events, int64_t{1000}, "events",
        "a tenant batch is flushed at this many events", 1},
@@ -90,6 +104,8 @@ const std::vector<knob>& knobs() {
        "a tenant batch is flushed this long after its first event", 1},
       {"batch.idle_stop_s", &config::batcher_idle_s, int64_t{60}, "seconds",
        "a tenant batcher that saw nothing for this long is stopped", 1},
+      {"batch.max_tenant_batchers", &config::max_tenant_batchers, int64_t{10000}, "actors",
+       "live tenant batchers; tenants beyond the bound share one overflow batcher", 1},
 
       {"validate.validators", &config::validators, int64_t{0}, "actors",
        "validator actors (0 = one per core)", 0, 256},
@@ -101,6 +117,8 @@ const std::vector<knob>& knobs() {
        "most events in one batch-mode message", 1},
       {"validate.max_json_depth", &config::max_json_depth, int64_t{64}, "levels",
        "deepest accepted JSON nesting", 4, 1000},
+      {"validate.max_object_keys", &config::max_object_keys, int64_t{10000}, "keys",
+       "most members in any one JSON object of an event", 16},
 
       {"limits.inflight_max_events", &config::inflight_max_events, int64_t{20000}, "events",
        "messages fetched and not yet acked or dead-lettered; fetching pauses at this bound", 1},
@@ -238,11 +256,33 @@ config load_config(const std::string& path, const std::map<std::string, std::str
 }
 
 std::string mask_secret(const std::string& v) {
-  // URL form: scheme://user:password@host  ->  scheme://user:****@host
-  static const std::regex url_pw(R"(^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)[^@]*@)");
+  // URL form, in every URL of a comma-separated list:
+  // scheme://user:password@host -> scheme://user:****@host, and
+  // nats://token@host (NATS token auth) -> nats://****@host.
+  static const std::regex url_userinfo(R"(([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@,\s]*)@)");
+  std::string out;
+  auto begin = std::sregex_iterator(v.begin(), v.end(), url_userinfo);
+  size_t last = 0;
+  for (auto it = begin; it != std::sregex_iterator(); ++it) {
+    const auto& m = *it;
+    out.append(v, last, static_cast<size_t>(m.position(0)) - last);
+    out += m[1].str();
+    const std::string userinfo = m[2].str();
+    const auto colon = userinfo.find(':');
+    if (colon != std::string::npos) {
+      out += userinfo.substr(0, colon + 1) + "****";
+    } else {
+      // A lone user part is a token in NATS URLs, a user name elsewhere.
+      const std::string scheme = m[1].str();
+      const bool nats = scheme.rfind("nats", 0) == 0 || scheme.rfind("tls", 0) == 0 || scheme.rfind("ws", 0) == 0;
+      out += nats ? std::string("****") : userinfo;
+    }
+    out += '@';
+    last = static_cast<size_t>(m.position(0) + m.length(0));
+  }
+  out.append(v, last, std::string::npos);
   // key/value form: password=secret
   static const std::regex kv_pw(R"((password\s*=\s*)('[^']*'|\S+))");
-  std::string out = std::regex_replace(v, url_pw, "$1****@");
   return std::regex_replace(out, kv_pw, "$1****");
 }
 

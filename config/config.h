@@ -35,6 +35,9 @@ struct config {
   int64_t committed_max_age_s;
   int64_t committed_max_bytes;
   int64_t publish_max_pending;
+  int64_t publish_ack_timeout_ms;
+  int64_t republish_retry_max;
+  int64_t stream_replicas;
   // [pg]
   std::string pg_dsn;
   int64_t writers;
@@ -42,17 +45,22 @@ struct config {
   int64_t txn_max_bytes;
   int64_t partitions_ahead_days;
   int64_t partitions_behind_days;
+  int64_t pg_connect_timeout_s;
+  int64_t pg_statement_timeout_s;
+  int64_t known_tenants_max;
   // [batch]
   int64_t batch_max_events;
   int64_t batch_max_bytes;
   int64_t batch_max_linger_ms;
   int64_t batcher_idle_s;
+  int64_t max_tenant_batchers;
   // [validate]
   int64_t validators;
   int64_t max_event_bytes;
   int64_t max_batch_bytes;
   int64_t max_batch_events;
   int64_t max_json_depth;
+  int64_t max_object_keys;
   // [limits]
   int64_t inflight_max_events;
   int64_t inflight_max_bytes;

@@ -5,29 +5,37 @@
 //
 // Thread: one publisher thread owns the queue's consumer side; validators and
 // the commit finalizer enqueue from theirs. Publishing is synchronous (it waits
-// for the broker's PubAck) and retried with backoff until it succeeds or the
-// process stops; an unsettled message is redelivered after a restart.
+// for the broker's PubAck, 5 s at most) and retried with backoff while the
+// broker is unreachable, until it succeeds or the shutdown deadline passes; an
+// unsettled message is redelivered after a restart. A dead letter the broker
+// cannot take (larger than max_payload with Trail's headers, or refused three
+// times) is kept in PostgreSQL (dead_letter_store) and a reference published.
 
 #include <blockingconcurrentqueue.h>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <string>
 #include <thread>
 
 #include "actors/cloudevent.h"
 #include "ingest/jetstream.h"
 #include "ingest/source.h"
+#include "sinks/dead_letter_store.h"
 
 namespace trail {
 
 class dead_letter_publisher final : public message_settler {
  public:
-  dead_letter_publisher(const config& cfg, jetstream_source& source);
+  // `installation_key`: the secret in audit.installation (keys each dead letter's Nats-Msg-Id).
+  dead_letter_publisher(const config& cfg, jetstream_source& source, dead_letter_store& store,
+                        std::string installation_key);
   ~dead_letter_publisher() override;
 
   void start();
-  // Publishes what is queued, then stops.
-  void stop();
+  // Publishes what is queued until `deadline`, then stops.
+  void stop(std::chrono::steady_clock::time_point deadline);
 
   // The whole message is refused (validation): it is terminated once stored.
   void reject_message(inbound_message* m, rejection why);
@@ -44,14 +52,22 @@ class dead_letter_publisher final : public message_settler {
     rejection why;
     bool whole_message;
   };
+  enum class outcome { stored, failed, refused, too_large };
   void run();
-  bool publish(const item& it);
+  // Publishes the dead letter, or (stored_id > 0) a reference to its row.
+  outcome publish(const item& it, int64_t stored_id);
+  bool store_in_database(const item& it, int64_t& id);
+  bool past_deadline() const;
 
   const config& cfg_;
   jetstream_source& source_;
+  dead_letter_store& store_;
+  const std::string key_;
   moodycamel::BlockingConcurrentQueue<item> queue_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  mutable std::mutex stop_mu_;
+  std::chrono::steady_clock::time_point deadline_;
 };
 
 }  // namespace trail

@@ -51,27 +51,48 @@ void commit_finalizer::republish(const audit_record& r) {
     return;
   }
   const std::string msg_id = r.tenant_id + ":" + std::to_string(r.sequence);
+  // The validator refuses events whose committed copy cannot fit; this is the
+  // last guard, so that one message can never get the connection closed.
+  const int64_t wire = static_cast<int64_t>(buffer_.size() + subject.size() + msg_id.size() + 64);
+  if (wire > source_.max_payload()) {
+    natsMsg_Destroy(msg);
+    metrics::get().republish_failed.Increment();
+    log::limited(log::level::error, "republish", "a committed event is larger than the broker's max_payload; not republished",
+                 {{"tenant_sequence", msg_id}, {"bytes", wire}, {"max_payload", source_.max_payload()}});
+    return;
+  }
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MsgId = msg_id.c_str();
-  natsStatus s;
-  // NATS_TIMEOUT: too many unconfirmed publishes; they drain as the broker answers.
-  while ((s = js_PublishMsgAsync(source_.js(), &msg, &po)) == NATS_TIMEOUT && !stop_) {
+  po.MaxWait = cfg_.publish_ack_timeout_ms;  // a PubAck lost on the way is retried, not awaited forever
+  send(msg, &po);
+}
+
+bool commit_finalizer::send(natsMsg* msg, jsPubOptions* po) {
+  source_.mark_async_used();
+  // Never waits for room: when the broker's window of unconfirmed publishes
+  // is full (nats.publish_max_pending; nats.c stalls briefly, then says
+  // NATS_TIMEOUT) or the connection is down, the event waits in the bounded
+  // retry queue and its source is acked all the same.
+  const natsStatus s = js_PublishMsgAsync(source_.js(), &msg, po);
+  if (s == NATS_OK) {
+    source_.unconfirmed().fetch_add(1, std::memory_order_relaxed);
+    return true;
   }
-  if (s != NATS_OK) {
-    // Not sent (e.g. between a disconnect and the reconnect): try again later.
-    // The Nats-Msg-Id header is already on the message.
-    source_.republish_retries().enqueue(msg);
-  }
+  // The Nats-Msg-Id header is already on the message.
+  metrics::get().republish_retries.Increment();
+  source_.queue_retry(msg);
+  return false;
 }
 
 void commit_finalizer::retry_republishes() {
-  if (source_.take_resend_request()) {
+  if (source_.take_resend_request() && source_.async_used()) {
     natsMsgList pending{nullptr, 0};
     if (js_PublishAsyncGetPendingList(&pending, source_.js()) == NATS_OK) {
       log::info("republish", "publishing again what was unconfirmed across a reconnect", {{"events", pending.Count}});
       for (int i = 0; i < pending.Count; ++i) {
-        source_.republish_retries().enqueue(pending.Msgs[i]);
+        source_.unconfirmed().fetch_sub(1, std::memory_order_relaxed);
+        source_.queue_retry(pending.Msgs[i]);
         pending.Msgs[i] = nullptr;
       }
       natsMsgList_Destroy(&pending);
@@ -82,17 +103,16 @@ void commit_finalizer::retry_republishes() {
   const auto now = std::chrono::steady_clock::now();
   if (now - last_retry_ < std::chrono::milliseconds(250)) return;
   last_retry_ = now;
-  std::vector<natsMsg*> batch(1024);
-  size_t n;
-  while ((n = source_.republish_retries().try_dequeue_bulk(batch.begin(), batch.size())) > 0) {
-    for (size_t i = 0; i < n; ++i) {
-      natsMsg* msg = batch[i];
-      natsStatus s;
-      while ((s = js_PublishMsgAsync(source_.js(), &msg, nullptr)) == NATS_TIMEOUT && !stop_) {
-      }
-      if (s != NATS_OK) source_.republish_retries().enqueue(msg);  // still not sendable: next round
-    }
-    if (n < batch.size()) break;
+  metrics::get().republish_retry_backlog.Set(static_cast<double>(source_.retry_backlog()));
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = cfg_.publish_ack_timeout_ms;
+  // At most one pass over what is queued now; a publish that cannot go out
+  // (window full, disconnected) goes back to the end and ends the pass.
+  for (int64_t n = source_.retry_backlog(); n > 0 && !stop_; --n) {
+    natsMsg* msg = nullptr;
+    if (!source_.take_retry(msg)) break;
+    if (!send(msg, &po)) break;
   }
 }
 
@@ -100,6 +120,15 @@ void commit_finalizer::run() {
   std::vector<audit_record> records;
   while (true) {
     retry_republishes();
+    // Backpressure: while too many committed events wait for a republish
+    // retry, take no more (acks wait, the in-flight gate fills, fetching pauses).
+    if (source_.retry_backlog() >= cfg_.republish_retry_max) {
+      if (stop_) return;
+      log::limited(log::level::warn, "republish", "republish retries at their bound; holding acks until the broker confirms",
+                   {{"backlog", source_.retry_backlog()}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
     if (!queue_.wait_dequeue_timed(records, std::chrono::milliseconds(100))) {
       if (stop_) return;
       continue;
@@ -108,7 +137,7 @@ void commit_finalizer::run() {
     for (auto& r : records) {
       if (r.origin && r.origin->stream_time_us > 0 && !r.duplicate)
         e2e.Observe(static_cast<double>(r.recorded_at_us - r.origin->stream_time_us) / 1e6);
-      if (cfg_.committed_enabled) republish(r);
+      if (cfg_.committed_enabled && r.republish) republish(r);
       source_.count_down(r.origin, disposition::ack);
     }
     records.clear();

@@ -35,6 +35,8 @@ class commit_finalizer final : public commit_observer {
   void run();
   void republish(const audit_record& r);
   void retry_republishes();
+  // False when it could not go out now (then it waits in the retry queue).
+  bool send(natsMsg* msg, jsPubOptions* po);
 
   const config& cfg_;
   jetstream_source& source_;

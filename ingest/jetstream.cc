@@ -32,12 +32,24 @@ void jetstream_source::on_reconnected(natsConnection*, void* closure) {
 
 namespace {
 
-// Retries are paced by the finalizer (every 250 ms): about a minute of outage.
+// Retries are paced by the finalizer (every 250 ms): about a minute for a
+// transient failure (no responders during a broker restart, a timeout).
 constexpr int kRepublishAttempts = 240;
+// A refusal by the broker (a JetStream API error: permissions, a stream that
+// no longer takes the subject, a limit) is not transient: a few attempts only.
+constexpr int kRepublishRefusedAttempts = 3;
+
+std::string committed_identity(natsMsg* msg) {
+  const char* id = nullptr;
+  if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id) return id;
+  return natsMsg_GetSubject(msg);
+}
 
 }  // namespace
 
 void jetstream_source::on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+  auto* self = static_cast<jetstream_source*>(closure);
+  self->republish_unconfirmed_.fetch_sub(1, std::memory_order_relaxed);
   if (pa) {
     metrics::get().republish_ok.Increment();
     natsMsg_Destroy(msg);
@@ -48,16 +60,58 @@ void jetstream_source::on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubA
   const char* attempt = nullptr;
   int n = 1;
   if (natsMsgHeader_Get(msg, "Trail-Attempt", &attempt) == NATS_OK && attempt) n = std::atoi(attempt);
-  if (n < kRepublishAttempts) {
+  const bool refused = pae && pae->ErrCode != 0;
+  if (n < (refused ? kRepublishRefusedAttempts : kRepublishAttempts)) {
     natsMsgHeader_Set(msg, "Trail-Attempt", std::to_string(n + 1).c_str());
-    static_cast<jetstream_source*>(closure)->republish_retries_.enqueue(msg);
+    metrics::get().republish_retries.Increment();
+    self->queue_retry(msg);
     return;
   }
   metrics::get().republish_failed.Increment();
-  log::limited(log::level::warn, "republish", "the broker did not confirm a committed event; giving up after retries",
-            {{"subject", natsMsg_GetSubject(msg)},
-             {"error", pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(pae ? pae->Err : NATS_ERR)}});
+  log::limited(log::level::error, "republish", "giving up on the republish of a committed event (it is stored; subscribers can catch up from the table)",
+               {{"subject", natsMsg_GetSubject(msg)}, {"tenant_sequence", committed_identity(msg)}, {"attempts", n},
+                {"error", pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(pae ? pae->Err : NATS_ERR)}});
   natsMsg_Destroy(msg);
+}
+
+void jetstream_source::queue_retry(natsMsg* msg) {
+  republish_retry_count_.fetch_add(1, std::memory_order_relaxed);
+  republish_retries_.enqueue(msg);
+}
+
+bool jetstream_source::take_retry(natsMsg*& msg) {
+  if (!republish_retries_.try_dequeue(msg)) return false;
+  republish_retry_count_.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+size_t jetstream_source::settle_republishes(std::chrono::steady_clock::time_point deadline) {
+  if (!js_) return 0;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = std::max<int64_t>(1, left);
+  js_PublishAsyncComplete(js_, &po);
+  // What is still unconfirmed (pending at the broker, or waiting for a retry)
+  // cannot be made durable any more: name each one, so that it can be found
+  // in the table and republished by hand or caught up by the subscriber.
+  std::vector<natsMsg*> lost;
+  natsMsgList pending{nullptr, 0};
+  if (async_used() && js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) {
+    for (int i = 0; i < pending.Count; ++i) {
+      lost.push_back(pending.Msgs[i]);
+      pending.Msgs[i] = nullptr;
+    }
+    natsMsgList_Destroy(&pending);
+  }
+  for (natsMsg* m = nullptr; take_retry(m);) lost.push_back(m);
+  for (natsMsg* m : lost) {
+    metrics::get().republish_failed.Increment();
+    log::warn("republish", "stopping before the broker confirmed a committed event's republish; it is stored, not republished",
+              {{"subject", natsMsg_GetSubject(m)}, {"tenant_sequence", committed_identity(m)}});
+    natsMsg_Destroy(m);
+  }
+  return lost.size();
 }
 
 const char* nats_error_text(natsStatus s, jsErrCode jerr) {
@@ -111,6 +165,7 @@ bool jetstream_source::connect(const std::atomic<bool>& abort) {
   jsOptions_Init(&jo);
   jo.Wait = 10000;
   jo.PublishAsync.MaxPending = cfg_.publish_max_pending;
+  jo.PublishAsync.StallWait = 20;  // ms; then the republish waits in the retry queue (finalizer.cc)
   jo.PublishAsync.AckHandler = &jetstream_source::on_publish_ack;
   jo.PublishAsync.AckHandlerClosure = this;
   if (natsStatus s = natsConnection_JetStream(&js_, nc_, &jo); s != NATS_OK) {
@@ -129,60 +184,135 @@ bool jetstream_source::connect(const std::atomic<bool>& abort) {
   return ensure_consumer();
 }
 
+namespace {
+
+// Does a stream subject (possibly with wildcards) cover `subject`?
+bool subject_covers(std::string_view pattern, std::string_view subject) {
+  while (true) {
+    const auto pdot = pattern.find('.'), sdot = subject.find('.');
+    const auto ptok = pattern.substr(0, pdot), stok = subject.substr(0, sdot);
+    if (ptok == ">") return true;
+    if (ptok != "*" && ptok != stok) return false;
+    if (pdot == std::string_view::npos || sdot == std::string_view::npos) return pdot == sdot;
+    pattern.remove_prefix(pdot + 1);
+    subject.remove_prefix(sdot + 1);
+  }
+}
+
+}  // namespace
+
 bool jetstream_source::ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
                                      int64_t max_age_s, int64_t max_bytes, int64_t duplicate_window_s) {
-  std::vector<const char*> subj;
-  for (const auto& s : subjects) subj.push_back(s.c_str());
-  jsStreamConfig sc;
-  jsStreamConfig_Init(&sc);
-  sc.Name = name.c_str();
-  sc.Subjects = subj.data();
-  sc.SubjectsLen = static_cast<int>(subj.size());
-  sc.Storage = js_FileStorage;
-  sc.Retention = js_LimitsPolicy;
-  sc.MaxAge = max_age_s * kNsPerSecond;
-  sc.MaxBytes = max_bytes;
-  sc.Duplicates = duplicate_window_s * kNsPerSecond;
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_AddStream(&si, js_, &sc, nullptr, &jerr);
-  if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+  natsStatus s = js_GetStreamInfo(&si, js_, name.c_str(), nullptr, &jerr);
+  if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+    // Missing: create it with Trail's settings.
+    std::vector<const char*> subj;
+    for (const auto& x : subjects) subj.push_back(x.c_str());
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = name.c_str();
+    sc.Subjects = subj.data();
+    sc.SubjectsLen = static_cast<int>(subj.size());
+    sc.Storage = js_FileStorage;
+    sc.Retention = js_LimitsPolicy;
+    sc.MaxAge = max_age_s * kNsPerSecond;
+    sc.MaxBytes = max_bytes;
+    sc.Duplicates = duplicate_window_s * kNsPerSecond;
+    sc.Replicas = cfg_.stream_replicas;
     jerr = static_cast<jsErrCode>(0);
-    s = js_UpdateStream(&si, js_, &sc, nullptr, &jerr);
+    s = js_AddStream(&si, js_, &sc, nullptr, &jerr);
+    if (s != NATS_OK && jerr == JSStreamNameExistErr) {  // another replica created it meanwhile
+      jerr = static_cast<jsErrCode>(0);
+      s = js_GetStreamInfo(&si, js_, name.c_str(), nullptr, &jerr);
+    } else if (s == NATS_OK) {
+      log::info("nats", "stream created", {{"stream", name}, {"subjects", subjects.front()}, {"replicas", cfg_.stream_replicas}});
+      jsStreamInfo_Destroy(si);
+      return true;
+    }
   }
   if (s != NATS_OK) {
-    log::error("nats", "cannot create or update a stream", {{"stream", name}, {"error", nats_error_text(s, jerr)}});
+    log::error("nats", "cannot create or read a stream", {{"stream", name}, {"error", nats_error_text(s, jerr)}});
     return false;
   }
+  // It exists: Trail never changes an operator's stream. Verify that it can
+  // do its job, adopt its limits and replicas, refuse to start otherwise.
+  const jsStreamConfig* c = si->Config;
+  std::string problem;
+  for (const auto& want : subjects) {
+    bool covered = false;
+    for (int i = 0; i < c->SubjectsLen && !covered; ++i) covered = subject_covers(c->Subjects[i], want);
+    if (!covered) problem = "its subjects do not include " + want;
+  }
+  if (problem.empty() && c->Sealed) problem = "it is sealed (no new messages)";
+  if (problem.empty() && c->NoAck && name != cfg_.stream)
+    problem = "it does not acknowledge publishes (no_ack), and Trail waits for each acknowledgement";
+  if (problem.empty() && c->Duplicates < duplicate_window_s * kNsPerSecond && name != cfg_.stream)
+    problem = "its duplicate window (" + std::to_string(c->Duplicates / kNsPerSecond) + " s) is shorter than nats.duplicate_window_s (" +
+              std::to_string(duplicate_window_s) + " s), so a republish after a crash could be stored twice";
+  if (!problem.empty()) {
+    log::error("nats", "the existing stream is not usable by Trail; fix it or point Trail at another stream (nothing was changed)",
+               {{"stream", name}, {"problem", problem}});
+    jsStreamInfo_Destroy(si);
+    return false;
+  }
+  if (c->Replicas != cfg_.stream_replicas || c->MaxAge != max_age_s * kNsPerSecond || c->MaxBytes != max_bytes)
+    log::info("nats", "stream exists; keeping its own settings",
+              {{"stream", name}, {"replicas", c->Replicas}, {"max_age_s", c->MaxAge / kNsPerSecond}, {"max_bytes", c->MaxBytes}});
+  else
+    log::info("nats", "stream ready", {{"stream", name}, {"subjects", subjects.front()}});
   jsStreamInfo_Destroy(si);
-  log::info("nats", "stream ready", {{"stream", name}, {"subjects", subjects.front()}});
   return true;
 }
 
 bool jetstream_source::ensure_consumer() {
-  jsConsumerConfig cc;
-  jsConsumerConfig_Init(&cc);
-  cc.Durable = cfg_.consumer.c_str();
-  cc.AckPolicy = js_AckExplicit;
-  cc.AckWait = cfg_.ack_wait_s * kNsPerSecond;
-  cc.MaxDeliver = cfg_.max_deliver;
-  cc.MaxAckPending = cfg_.max_ack_pending;
-  cc.MaxRequestBatch = static_cast<int64_t>(cfg_.fetch_batch);
-  cc.DeliverPolicy = js_DeliverAll;
   jsConsumerInfo* ci = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_AddConsumer(&ci, js_, cfg_.stream.c_str(), &cc, nullptr, &jerr);
-  if (s != NATS_OK) {
-    // It exists with other settings: bring the changeable ones in line.
-    jerr = static_cast<jsErrCode>(0);
-    s = js_UpdateConsumer(&ci, js_, cfg_.stream.c_str(), &cc, nullptr, &jerr);
+  natsStatus s = js_GetConsumerInfo(&ci, js_, cfg_.stream.c_str(), cfg_.consumer.c_str(), nullptr, &jerr);
+  jsConsumerConfig cc;
+  if (s == NATS_OK) {
+    // It exists: start from its own configuration, so that whatever an
+    // operator set (replicas, back-off, metadata) is kept; refuse a consumer
+    // that cannot give Trail's guarantees.
+    cc = *ci->Config;
+    std::string problem;
+    if (cc.AckPolicy != js_AckExplicit) problem = "its ack policy is not explicit";
+    else if (cc.DeliverSubject && *cc.DeliverSubject) problem = "it is a push consumer; Trail needs a pull consumer";
+    else if (cc.FilterSubject && *cc.FilterSubject && !subject_covers(cc.FilterSubject, "audit.events"))
+      problem = std::string("its filter subject ") + cc.FilterSubject + " does not cover audit.events";
+    if (!problem.empty()) {
+      log::error("nats", "the existing durable consumer is not usable by Trail (nothing was changed)",
+                 {{"consumer", cfg_.consumer}, {"problem", problem}});
+      jsConsumerInfo_Destroy(ci);
+      return false;
+    }
+  } else {
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = cfg_.consumer.c_str();
+    cc.AckPolicy = js_AckExplicit;
+    cc.DeliverPolicy = js_DeliverAll;
   }
+  // Trail's own knobs. MaxDeliver is unlimited on purpose: Trail counts
+  // deliveries itself and dead-letters a message after nats.max_deliver tries,
+  // so the broker never drops one silently (not even one nak'ed at shutdown).
+  const bool differs = cc.AckWait != cfg_.ack_wait_s * kNsPerSecond || cc.MaxDeliver != -1 ||
+                       cc.MaxAckPending != cfg_.max_ack_pending || cc.MaxRequestBatch != cfg_.fetch_batch;
+  cc.AckWait = cfg_.ack_wait_s * kNsPerSecond;
+  cc.MaxDeliver = -1;
+  cc.MaxAckPending = cfg_.max_ack_pending;
+  cc.MaxRequestBatch = static_cast<int64_t>(cfg_.fetch_batch);
+  jsConsumerInfo* updated = nullptr;
+  jerr = static_cast<jsErrCode>(0);
+  if (s != NATS_OK) s = js_AddConsumer(&updated, js_, cfg_.stream.c_str(), &cc, nullptr, &jerr);
+  else if (differs) s = js_UpdateConsumer(&updated, js_, cfg_.stream.c_str(), &cc, nullptr, &jerr);
+  if (ci) jsConsumerInfo_Destroy(ci);
+  if (updated) jsConsumerInfo_Destroy(updated);
   if (s != NATS_OK) {
-    log::error("nats", "cannot create the durable consumer",
+    log::error("nats", "cannot create or update the durable consumer",
                {{"consumer", cfg_.consumer}, {"error", nats_error_text(s, jerr)}});
     return false;
   }
-  jsConsumerInfo_Destroy(ci);
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = cfg_.stream.c_str();
@@ -265,8 +395,10 @@ void jetstream_source::keepalive_loop() {
 size_t jetstream_source::nak_all_in_flight(int64_t delay_ms) {
   size_t n = 0;
   std::lock_guard<std::mutex> lock(inflight_mu_);
-  for (inbound_message* m = inflight_head_; m; m = m->next, ++n)
+  for (inbound_message* m = inflight_head_; m; m = m->next, ++n) {
     natsMsg_NakWithDelay(static_cast<natsMsg*>(m->handle), delay_ms, nullptr);
+    m->progress_at_us = INT64_MAX / 2;  // handed back: no more InProgress for it
+  }
   return n;
 }
 
@@ -376,12 +508,17 @@ void jetstream_source::fetch_loop() {
       int nkeys = 0;
       if (natsMsgHeader_Keys(msg, &keys, &nkeys) == NATS_OK) {
         for (int k = 0; k < nkeys; ++k) {
-          const char* v = nullptr;
-          if (natsMsgHeader_Get(msg, keys[k], &v) == NATS_OK && v) in->headers.emplace_back(keys[k], v);
+          const char** values = nullptr;
+          int nvalues = 0;
+          if (natsMsgHeader_Values(msg, keys[k], &values, &nvalues) != NATS_OK) continue;
+          for (int v = 0; v < nvalues; ++v) in->headers.emplace_back(keys[k], values[v] ? values[v] : "");
+          free(values);
         }
         free(keys);
       }
-      gate_.acquire(1, static_cast<int64_t>(in->data.size()));
+      in->header_wire_bytes = header_wire_size(in->headers);
+      in->held_bytes = held_bytes_of(*in);
+      gate_.acquire(1, in->held_bytes);
       track(in);
       chunk.push_back(in);
       if (chunk.size() == kDispatchChunk) deliver_(std::exchange(chunk, {}));
@@ -406,7 +543,7 @@ void jetstream_source::finish(inbound_message* m, disposition d, int64_t nak_del
     // The broker will redeliver after ack_wait; the unique key absorbs the repeat.
     log::limited(log::level::warn, "ingest", "could not acknowledge a message; it will be redelivered",
               {{"stream_seq", m->stream_seq}, {"error", nats_error_text(s)}});
-  gate_.release(1, static_cast<int64_t>(m->data.size()));
+  gate_.release(1, m->held_bytes);
   natsMsg_Destroy(msg);
   delete m;
 }
@@ -436,7 +573,7 @@ void jetstream_source::close() {
   if (js_) {
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MaxWait = 5000;
+    po.MaxWait = 1000;
     js_PublishAsyncComplete(js_, &po);
   }
   if (sub_) {
@@ -445,7 +582,7 @@ void jetstream_source::close() {
   }
   health_.nats_closing = true;
   if (nc_) {
-    natsConnection_FlushTimeout(nc_, 5000);
+    natsConnection_FlushTimeout(nc_, 1000);
     natsConnection_Close(nc_);
   }
   if (js_) {

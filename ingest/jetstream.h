@@ -15,6 +15,7 @@
 #include <nats/nats.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <functional>
@@ -68,8 +69,23 @@ class jetstream_source {
 
   // Committed events whose republish the broker did not confirm, to publish
   // again (by the finalizer thread). Owned here because the broker's ack
-  // handler, on a nats.c thread, is where failures arrive.
-  moodycamel::ConcurrentQueue<natsMsg*>& republish_retries() { return republish_retries_; }
+  // handler, on a nats.c thread, is where failures arrive. Bounded by the
+  // finalizer: it stops republishing (and acking) while retry_backlog() is at
+  // nats.republish_retry_max.
+  void queue_retry(natsMsg* msg);
+  bool take_retry(natsMsg*& msg);
+  int64_t retry_backlog() const { return republish_retry_count_.load(std::memory_order_relaxed); }
+  // nats.c 3.4.1's js_PublishAsyncGetPendingList crashes on a context that
+  // never published asynchronously: ask only after a first publish.
+  void mark_async_used() { async_used_.store(true, std::memory_order_relaxed); }
+  bool async_used() const { return async_used_.load(std::memory_order_relaxed); }
+  // Republishes handed to nats.c and not yet answered.
+  std::atomic<int64_t>& unconfirmed() { return republish_unconfirmed_; }
+  // Shutdown: waits for outstanding republish confirmations until `deadline`,
+  // then logs (tenant, sequence) of each one that stays unconfirmed.
+  size_t settle_republishes(std::chrono::steady_clock::time_point deadline);
+  // The largest message (headers + body) the server accepts, from its INFO.
+  int64_t max_payload() const { return nc_ ? natsConnection_GetMaxPayload(nc_) : 1024 * 1024; }
   // True once after each reconnect: unconfirmed publishes must be sent again.
   bool take_resend_request() { return resend_pending_.exchange(false); }
 
@@ -102,6 +118,9 @@ class jetstream_source {
   std::mutex inflight_mu_;
   inbound_message* inflight_head_ = nullptr;
   moodycamel::ConcurrentQueue<natsMsg*> republish_retries_;
+  std::atomic<int64_t> republish_retry_count_{0};
+  std::atomic<int64_t> republish_unconfirmed_{0};
+  std::atomic<bool> async_used_{false};
 };
 
 const char* nats_error_text(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0));

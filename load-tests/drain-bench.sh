@@ -6,6 +6,9 @@
 #
 #   load-tests/drain-bench.sh                 # N=1000000, RUNS=1
 #   N=300000 RUNS=3 load-tests/drain-bench.sh
+#   TRAILD_BEFORE=/path/to/older/traild N=300000 RUNS=3 load-tests/drain-bench.sh
+#       # also drains with an older build (its own schema), in the same sitting:
+#       # the cost of a change as a ratio (T1 / T0)
 #
 # Needs ../shared/bench beside the project, node + npm (for the peer), and a
 # built tree (make build). Results: build/bench-work/results/<stamp>/.
@@ -43,6 +46,13 @@ VERIFY="n=\$(psql -XAtd trail_bench -c 'SELECT count(*) FROM audit.events'); ech
 python3 lib/measure.py --out "$OUT/results.jsonl" --log "$OUT/measure.log" --name T1-trail-drain --rows "$N" \
   --runs "$RUNS" --setup "$SETUP" --verify "$VERIFY" -- "$ROOT/load-tests/drain-run.sh $WORK/natsbench"
 
+if [ -n "${TRAILD_BEFORE:-}" ]; then
+  SETUP_BEFORE=${SETUP//"$ROOT/build/bin/traild"/$TRAILD_BEFORE}
+  TRAILD_BIN=$TRAILD_BEFORE python3 lib/measure.py --out "$OUT/results.jsonl" --log "$OUT/measure.log" \
+    --name T0-trail-drain-before --rows "$N" --runs "$RUNS" --setup "$SETUP_BEFORE" --verify "$VERIFY" \
+    -- "$ROOT/load-tests/drain-run.sh $WORK/natsbench"
+fi
+
 python3 - "$OUT/results.jsonl" <<'PY' | tee "$OUT/trail-summary.md"
 import json, sys
 rows = {}
@@ -58,10 +68,12 @@ def rate(name):
 t = rate("T1-trail-drain"); a1 = rate("A1-copy-1stream"); a2 = rate("A2-copy-2streams"); p = rate("P1-peer-node")
 print("| measure | events/s |")
 print("|---|---|")
-for name in ("A1-copy-1stream", "A2-copy-2streams", "B1-pub-async-w65536", "P1-peer-node", "T1-trail-drain"):
+for name in ("A1-copy-1stream", "A2-copy-2streams", "B1-pub-async-w65536", "P1-peer-node", "T0-trail-drain-before", "T1-trail-drain"):
     v = rate(name)
     if v: print("| %s | %.0f |" % (name, v))
 if t and a2: print("\nTrail / 2-stream COPY ceiling: %.2f" % (t / a2))
 if t and a1: print("Trail / 1-stream COPY ceiling: %.2f" % (t / a1))
 if t and p: print("Trail / Node peer: %.2f" % (t / p))
+t0 = rate("T0-trail-drain-before")
+if t and t0: print("Trail / the older build (TRAILD_BEFORE): %.3f" % (t / t0))
 PY

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs traild until the durable consumer has nothing pending or un-acked, then
 # stops it with SIGTERM. Used by drain-bench.sh (timed by the harness's measure.py).
-#   drain-run.sh NATSBENCH_BIN
+#   drain-run.sh NATSBENCH_BIN          (TRAILD_BIN: another traild binary to run)
 set -euo pipefail
 NATSBENCH=$1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-"$ROOT/build/bin/traild" run 2>"${TRAIL_BENCH_LOG:-/dev/null}" &
+"${TRAILD_BIN:-$ROOT/build/bin/traild}" run 2>"${TRAIL_BENCH_LOG:-/dev/null}" &
 pid=$!
 sleep 0.5
 while kill -0 "$pid" 2>/dev/null; do

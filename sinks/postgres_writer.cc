@@ -7,77 +7,18 @@
 #include <functional>
 #include <map>
 #include <random>
-#include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/failpoint.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "sinks/copy_encoding.h"
 #include "sinks/event_columns.h"
+#include "sinks/pg_session.h"
 
 namespace trail {
 namespace {
-
-enum class result_kind { ok, duplicate_key, bad_data, unavailable };
-
-struct db_result {
-  result_kind kind = result_kind::ok;
-  std::string sqlstate;
-  std::string message;
-};
-
-db_result classify(PGconn* conn, PGresult* res) {
-  db_result r;
-  const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
-  r.sqlstate = state ? state : "";
-  r.message = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-  while (!r.message.empty() && (r.message.back() == '\n' || r.message.back() == ' ')) r.message.pop_back();
-  if (PQstatus(conn) != CONNECTION_OK || r.sqlstate.empty()) r.kind = result_kind::unavailable;
-  else if (r.sqlstate == "23505") r.kind = result_kind::duplicate_key;
-  else if (r.sqlstate.compare(0, 2, "22") == 0 || r.sqlstate.compare(0, 2, "23") == 0 || r.sqlstate.compare(0, 2, "54") == 0)
-    r.kind = result_kind::bad_data;
-  else r.kind = result_kind::unavailable;
-  return r;
-}
-
-// Runs a statement; ok or the classified failure.
-db_result exec(PGconn* conn, const char* sql, int nparams = 0, const char* const* params = nullptr,
-               PGresult** keep = nullptr) {
-  PGresult* res = nparams ? PQexecParams(conn, sql, nparams, nullptr, params, nullptr, nullptr, 0) : PQexec(conn, sql);
-  const auto st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-    if (keep) *keep = res;
-    else PQclear(res);
-    return {};
-  }
-  db_result r = classify(conn, res);
-  PQclear(res);
-  return r;
-}
-
-// COPY … FROM STDIN with `data` as the whole input.
-db_result copy_in(PGconn* conn, const std::string& statement, const std::string& data) {
-  PGresult* res = PQexec(conn, statement.c_str());
-  if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
-    db_result r = classify(conn, res);
-    PQclear(res);
-    return r;
-  }
-  PQclear(res);
-  constexpr size_t kChunk = 1 << 20;
-  for (size_t off = 0; off < data.size(); off += kChunk) {
-    const size_t n = std::min(kChunk, data.size() - off);
-    if (PQputCopyData(conn, data.data() + off, static_cast<int>(n)) != 1) break;
-  }
-  PQputCopyEnd(conn, nullptr);
-  db_result r;
-  while ((res = PQgetResult(conn)) != nullptr) {
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && r.kind == result_kind::ok) r = classify(conn, res);
-    PQclear(res);
-  }
-  return r;
-}
 
 std::string text_array(const std::vector<std::string>& items) {
   // Tenant ids are [A-Za-z0-9._:-] (validated), so quoting needs no escapes.
@@ -94,10 +35,21 @@ std::string text_array(const std::vector<std::string>& items) {
 
 }  // namespace
 
+// The ledger's own invariant failed (a head row missing for a tenant with
+// events, or a sequence already taken): never written around, waited out
+// loudly until an operator repairs it (docs/RELIABILITY.md, "Recovery").
+constexpr const char* kLedgerInvariant = "ledger_invariant";
+
 class postgres_writer_pool::writer {
  public:
   writer(int index, const config& cfg, commit_observer& obs, health& h)
-      : index_(index), cfg_(cfg), observer_(obs), health_(h), rng_(std::random_device{}()) {}
+      : index_(index),
+        cfg_(cfg),
+        observer_(obs),
+        health_(h),
+        session_(cfg.pg_dsn, pg_timeouts{cfg.pg_connect_timeout_s, cfg.pg_statement_timeout_s},
+                 "traild-writer-" + std::to_string(index)),
+        rng_(std::random_device{}()) {}
 
   ~writer() { disconnect(); }
 
@@ -112,52 +64,48 @@ class postgres_writer_pool::writer {
  private:
   void run();
   void write(std::vector<audit_record>&& records, bool dedupe);
-  db_result try_write(std::vector<audit_record>& records, bool dedupe);
+  db_result try_write(std::vector<audit_record>& records, bool dedupe, bool uncertain);
   bool ensure_connected();
   void disconnect() {
-    if (conn_) {
-      PQfinish(conn_);
-      conn_ = nullptr;
-      if (connected_) --health_.writers_connected;
-      connected_ = false;
-    }
+    session_.close();
+    if (connected_) --health_.writers_connected;
+    connected_ = false;
   }
-  void backoff(const std::string& why, const std::string& sqlstate);
+  void backoff(const std::string& why, const std::string& error_class);
+  void remember_tenants(const std::vector<std::string>& fresh);
 
   const int index_;
   const config& cfg_;
   commit_observer& observer_;
   health& health_;
+  pg_session session_;
   moodycamel::BlockingConcurrentQueue<record_batch> queue_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> abandon_{false};
-  PGconn* conn_ = nullptr;
   bool connected_ = false;
   int64_t backoff_ms_ = 0;
   std::mt19937_64 rng_;
-  std::set<std::string> known_tenants_;  // tenants whose head row exists
+  // Tenants whose head row is known to exist: a cache, cleared at
+  // pg.known_tenants_max (a miss only costs an INSERT … ON CONFLICT).
+  std::unordered_set<std::string> known_tenants_;
   std::string copy_buf_;
+  std::string ids_buf_;
   int write_depth_ = 0;
+  bool blocked_ = false;  // counted in health::writers_blocked
 };
 
 bool postgres_writer_pool::writer::ensure_connected() {
-  if (conn_ && PQstatus(conn_) == CONNECTION_OK) return true;
+  if (session_.connected()) return true;
   disconnect();
-  conn_ = PQconnectdb(cfg_.pg_dsn.c_str());
-  if (PQstatus(conn_) != CONNECTION_OK) {
-    std::string err = PQerrorMessage(conn_);
-    while (!err.empty() && err.back() == '\n') err.pop_back();
-    PQfinish(conn_);
-    conn_ = nullptr;
+  std::string err;
+  if (!session_.connect(&err)) {
     backoff("cannot connect to PostgreSQL: " + err, "");
     return false;
   }
-  const std::string app = "SET application_name = 'traild-writer-" + std::to_string(index_) + "'";
-  if (exec(conn_, app.c_str()).kind != result_kind::ok ||
-      exec(conn_, "CREATE TEMP TABLE trail_keys (n int, t text, o timestamptz, s text, i text) ON COMMIT DELETE ROWS")
-              .kind != result_kind::ok) {
-    backoff(std::string("cannot prepare the session: ") + PQerrorMessage(conn_), "");
+  if (auto r = session_.exec("CREATE TEMP TABLE trail_keys (n int, t text, s text, i text) ON COMMIT DELETE ROWS");
+      !r.ok()) {
+    backoff("cannot prepare the session: " + r.message, r.sqlstate);
     disconnect();
     return false;
   }
@@ -168,17 +116,35 @@ bool postgres_writer_pool::writer::ensure_connected() {
   return true;
 }
 
-void postgres_writer_pool::writer::backoff(const std::string& why, const std::string& sqlstate) {
-  metrics::get().db_error(sqlstate).Increment();
+void postgres_writer_pool::writer::backoff(const std::string& why, const std::string& error_class) {
+  metrics::get().db_error(error_class).Increment();
   backoff_ms_ = backoff_ms_ == 0 ? 100 : std::min<int64_t>(backoff_ms_ * 2, 5000);
   const int64_t sleep_ms = backoff_ms_ / 2 + static_cast<int64_t>(rng_() % static_cast<uint64_t>(backoff_ms_ / 2 + 1));
-  log::limited(log::level::warn, "writer", "database unavailable; waiting before retrying",
-            {{"writer", index_}, {"error", why}, {"retry_ms", sleep_ms}});
-  std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+  if (error_class == kLedgerInvariant)
+    log::limited(log::level::error, "writer", "refusing to write: the ledger's invariants do not hold; waiting for repair",
+                 {{"writer", index_}, {"error", why}, {"retry_ms", sleep_ms}});
+  else
+    log::limited(log::level::warn, "writer", "database unavailable; waiting before retrying",
+                 {{"writer", index_}, {"error", why}, {"retry_ms", sleep_ms}});
+  // Sleep in slices: a shutdown past its deadline must not wait out a backoff.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(sleep_ms);
+  while (!abandon_ && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(50), until - std::chrono::steady_clock::now()));
 }
 
-db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& records, bool dedupe) {
-  if (auto r = exec(conn_, "BEGIN"); r.kind != result_kind::ok) return r;
+void postgres_writer_pool::writer::remember_tenants(const std::vector<std::string>& fresh) {
+  const auto max = static_cast<size_t>(cfg_.known_tenants_max);
+  if (known_tenants_.size() + fresh.size() > max) known_tenants_.clear();
+  for (const auto& t : fresh) {
+    if (known_tenants_.size() >= max) break;  // a miss only costs an INSERT … ON CONFLICT
+    known_tenants_.insert(t);
+  }
+  metrics::get().writer_known_tenants(index_).Set(static_cast<double>(known_tenants_.size()));
+}
+
+db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& records, bool dedupe, bool uncertain) {
+  if (auto r = session_.exec("BEGIN"); !r.ok()) return r;
 
   std::vector<std::string> tenants;
   for (const auto& r : records) tenants.push_back(r.tenant_id);
@@ -188,10 +154,16 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
   for (const auto& t : tenants)
     if (!known_tenants_.count(t)) fresh.push_back(t);
   if (!fresh.empty()) {
+    // A head row is created only for a tenant with no stored event: a tenant
+    // whose head was lost (restore, lagging standby, deleted row) must not
+    // start again at 1. It is caught below instead.
     const std::string arr = text_array(fresh);
     const char* p[] = {arr.c_str()};
-    if (auto r = exec(conn_, "INSERT INTO audit.tenant_heads (tenant_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", 1, p);
-        r.kind != result_kind::ok)
+    if (auto r = session_.exec("INSERT INTO audit.tenant_heads (tenant_id) SELECT t FROM unnest($1::text[]) AS t "
+                               "WHERE NOT EXISTS (SELECT 1 FROM audit.event_ids x WHERE x.tenant_id = t) "
+                               "ON CONFLICT DO NOTHING",
+                               1, p);
+        !r.ok())
       return r;
   }
   // Lock the heads in tenant order (no deadlock between writers or replicas).
@@ -201,11 +173,10 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
     const std::string arr = text_array(tenants);
     const char* p[] = {arr.c_str()};
     PGresult* res = nullptr;
-    if (auto r = exec(conn_,
-                      "SELECT tenant_id, last_sequence, (extract(epoch FROM now()) * 1000000)::bigint "
-                      "FROM audit.tenant_heads WHERE tenant_id = ANY($1::text[]) ORDER BY tenant_id FOR UPDATE",
-                      1, p, &res);
-        r.kind != result_kind::ok)
+    if (auto r = session_.exec("SELECT tenant_id, last_sequence, (extract(epoch FROM now()) * 1000000)::bigint "
+                               "FROM audit.tenant_heads WHERE tenant_id = ANY($1::text[]) ORDER BY tenant_id FOR UPDATE",
+                               1, p, &res);
+        !r.ok())
       return r;
     for (int i = 0; i < PQntuples(res); ++i) {
       head[PQgetvalue(res, i, 0)] = std::stoll(PQgetvalue(res, i, 1));
@@ -213,8 +184,20 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
     }
     PQclear(res);
   }
+  if (head.size() != tenants.size()) {
+    std::string missing;
+    for (const auto& t : tenants)
+      if (!head.count(t)) missing += (missing.empty() ? "" : ",") + t;
+    for (const auto& t : tenants) known_tenants_.erase(t);
+    db_result r;
+    r.kind = result_kind::unavailable;
+    r.sqlstate = kLedgerInvariant;
+    r.message = "tenant(s) " + missing + " have stored events but no row in audit.tenant_heads; "
+                "new sequences would repeat old ones";
+    return r;
+  }
 
-  // Identity: (tenant, occurred_at, source, id). Repeats inside this batch first.
+  // Identity: (tenant, source, id). Repeats inside this batch first.
   std::vector<int> same_as(records.size(), -1);
   {
     std::unordered_map<std::string, int> seen;
@@ -223,7 +206,6 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
       const auto& r = records[i];
       key.clear();
       key.append(r.tenant_id).push_back('\x1f');
-      key.append(std::to_string(r.occurred_at_us)).push_back('\x1f');
       key.append(r.ce_source).push_back('\x1f');
       key.append(r.ce_id);
       auto [it, inserted] = seen.emplace(key, static_cast<int>(i));
@@ -231,6 +213,7 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
     }
   }
   std::vector<int64_t> stored_seq(records.size(), 0);  // > 0: already in the table
+  std::vector<int64_t> stored_at(records.size(), 0);   // its recorded_at
   if (dedupe) {
     copy_buf_.clear();
     for (size_t i = 0; i < records.size(); ++i) {
@@ -238,38 +221,63 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
       copy_text::row_builder row(copy_buf_);
       row.integer(static_cast<int64_t>(i));
       row.text(records[i].tenant_id);
-      row.text(format_rfc3339_us(records[i].occurred_at_us));
       row.text(records[i].ce_source);
       row.text(records[i].ce_id);
       row.end_row();
     }
-    if (auto r = copy_in(conn_, "COPY trail_keys (n, t, o, s, i) FROM STDIN", copy_buf_); r.kind != result_kind::ok)
-      return r;
+    if (auto r = session_.copy_in("COPY trail_keys (n, t, s, i) FROM STDIN", copy_buf_); !r.ok()) return r;
     PGresult* res = nullptr;
-    if (auto r = exec(conn_,
-                      "SELECT k.n, e.sequence FROM trail_keys k JOIN audit.events e ON e.tenant_id = k.t "
-                      "AND e.occurred_at = k.o AND e.ce_source = k.s AND e.ce_id = k.i",
-                      0, nullptr, &res);
-        r.kind != result_kind::ok)
+    if (auto r = session_.exec(
+            "SELECT k.n, x.sequence, (extract(epoch FROM e.recorded_at) * 1000000)::bigint FROM trail_keys k "
+            "JOIN audit.event_ids x ON x.tenant_id = k.t AND x.ce_source = k.s AND x.ce_id = k.i "
+            "LEFT JOIN audit.events e ON e.tenant_id = x.tenant_id AND e.occurred_at = x.occurred_at "
+            "AND e.ce_source = x.ce_source AND e.ce_id = x.ce_id",
+            0, nullptr, &res);
+        !r.ok())
       return r;
-    for (int i = 0; i < PQntuples(res); ++i)
-      stored_seq[static_cast<size_t>(std::stoll(PQgetvalue(res, i, 0)))] = std::stoll(PQgetvalue(res, i, 1));
+    for (int i = 0; i < PQntuples(res); ++i) {
+      const auto n = static_cast<size_t>(std::stoll(PQgetvalue(res, i, 0)));
+      stored_seq[n] = std::stoll(PQgetvalue(res, i, 1));
+      if (!PQgetisnull(res, i, 2)) stored_at[n] = std::stoll(PQgetvalue(res, i, 2));
+    }
     PQclear(res);
   }
 
   std::vector<int64_t> seq(records.size(), 0);
   copy_buf_.clear();
+  ids_buf_.clear();
   size_t rows = 0;
   for (size_t i = 0; i < records.size(); ++i) {
     if (same_as[i] >= 0 || stored_seq[i] > 0) continue;
-    seq[i] = ++head[records[i].tenant_id];
-    copy_buf_.append(std::to_string(seq[i])).push_back('\t');
-    copy_buf_.append(records[i].copy_tail);
+    auto& r = records[i];
+    seq[i] = ++head[r.tenant_id];
+    const std::string seq_text = std::to_string(seq[i]);
+    copy_buf_.append(seq_text).push_back('\t');
+    copy_buf_.append(r.copy_tail);
+    copy_text::row_builder id_row(ids_buf_);
+    id_row.text(r.tenant_id);
+    id_row.text(r.ce_source);
+    id_row.text(r.ce_id);
+    id_row.integer(seq[i]);
+    id_row.text(format_rfc3339_us(r.occurred_at_us));
+    id_row.end_row();
     ++rows;
   }
   if (rows > 0) {
+    // The identities first: a repeat fails here, before the wide rows are sent.
+    if (auto r = session_.copy_in("COPY audit.event_ids (tenant_id, ce_source, ce_id, sequence, occurred_at) FROM STDIN",
+                                  ids_buf_);
+        !r.ok()) {
+      if (r.constraint == "event_ids_sequence") {  // a sequence is taken: the head is behind the table
+        for (const auto& t : tenants) known_tenants_.erase(t);
+        r.kind = result_kind::unavailable;
+        r.message = "a sequence about to be assigned is already stored (audit.tenant_heads is behind): " + r.message;
+        r.sqlstate = kLedgerInvariant;
+      }
+      return r;
+    }
     static const std::string copy_sql = std::string("COPY audit.events (") + kEventCopyColumns + ") FROM STDIN";
-    if (auto r = copy_in(conn_, copy_sql, copy_buf_); r.kind != result_kind::ok) return r;
+    if (auto r = session_.copy_in(copy_sql, copy_buf_); !r.ok()) return r;
     std::vector<std::string> ts, ss;
     for (const auto& [t, s] : head) {
       ts.push_back(t);
@@ -280,21 +288,21 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
     for (size_t i = 0; i < ss.size(); ++i) a2 += (i ? "," : "") + ss[i];
     a2 += "}";
     const char* p[] = {a1.c_str(), a2.c_str()};
-    if (auto r = exec(conn_,
-                      "UPDATE audit.tenant_heads h SET last_sequence = v.s, updated_at = now() "
-                      "FROM unnest($1::text[], $2::bigint[]) AS v(t, s) WHERE h.tenant_id = v.t AND h.last_sequence < v.s",
-                      2, p);
-        r.kind != result_kind::ok)
+    if (auto r = session_.exec(
+            "UPDATE audit.tenant_heads h SET last_sequence = v.s, updated_at = now() "
+            "FROM unnest($1::text[], $2::bigint[]) AS v(t, s) WHERE h.tenant_id = v.t AND h.last_sequence < v.s",
+            2, p);
+        !r.ok())
       return r;
   }
   failpoint::before_commit();
   const auto commit_started = std::chrono::steady_clock::now();
-  if (auto r = exec(conn_, "COMMIT"); r.kind != result_kind::ok) return r;
+  if (auto r = session_.exec("COMMIT"); !r.ok()) return r;
   metrics::get().commit_seconds.Observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started).count());
   failpoint::after_commit();
 
-  for (const auto& t : fresh) known_tenants_.insert(t);
+  remember_tenants(fresh);
   size_t dups = 0;
   for (size_t i = 0; i < records.size(); ++i) {
     auto& r = records[i];
@@ -302,13 +310,22 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
     if (stored_seq[i] > 0) {
       r.sequence = stored_seq[i];
       r.duplicate = true;
+      if (stored_at[i] > 0) r.recorded_at_us = stored_at[i];
     } else if (same_as[i] >= 0) {
       const size_t first = static_cast<size_t>(same_as[i]);
       r.sequence = stored_seq[first] > 0 ? stored_seq[first] : seq[first];
+      if (stored_at[first] > 0) r.recorded_at_us = stored_at[first];
       r.duplicate = true;
     } else {
       r.sequence = seq[i];
     }
+    // A duplicate is republished only when it may be the event whose first
+    // republish was lost: a JetStream redelivery of its message, or a retry
+    // of this very write after a commit of unknown outcome. A publisher's
+    // re-send (delivered once, perhaps with other content) was republished
+    // when first stored and is not sent again.
+    r.republish = !r.duplicate || uncertain || (r.origin && r.origin->delivered > 1);
+    if (r.duplicate && same_as[i] >= 0) r.republish = false;
     dups += r.duplicate;
   }
   auto& m = metrics::get();
@@ -345,17 +362,23 @@ void postgres_writer_pool::writer::write(std::vector<audit_record>&& records, bo
   } mark(write_depth_);
   for (const auto& r : records)
     if (r.origin && r.origin->delivered > 1) dedupe = true;  // a redelivery may already be stored
+  bool uncertain = false;  // an earlier attempt of this write may have committed
   while (true) {
     if (abandon_) return;  // shutdown deadline: the messages stay un-acked and are redelivered
     if (!ensure_connected()) continue;
     const auto t0 = std::chrono::steady_clock::now();
-    db_result r = try_write(records, dedupe);
-    if (r.kind == result_kind::ok) {
+    db_result r = try_write(records, dedupe, uncertain);
+    if (r.ok()) {
+      if (blocked_) {
+        blocked_ = false;
+        --health_.writers_blocked;
+        log::info("writer", "the ledger's invariants hold again; writing", {{"writer", index_}});
+      }
       metrics::get().flush_seconds.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       observer_.committed(std::move(records));
       return;
     }
-    exec(conn_, "ROLLBACK");
+    if (session_.connected()) session_.exec("ROLLBACK");
     switch (r.kind) {
       case result_kind::duplicate_key:
         if (dedupe) {  // cannot happen on the dedupe path unless someone else wrote the key meanwhile
@@ -380,10 +403,17 @@ void postgres_writer_pool::writer::write(std::vector<audit_record>&& records, bo
           return;
         }
       default:
-        backoff(r.sqlstate + " " + r.message, r.sqlstate);
-        if (PQstatus(conn_) != CONNECTION_OK) disconnect();
-        // The connection may have dropped during COMMIT, whose outcome is then
-        // unknown: retry on the dedupe path, which is right either way.
+        if (r.sqlstate == kLedgerInvariant && !blocked_) {
+          blocked_ = true;  // not ready until repaired
+          ++health_.writers_blocked;
+        }
+        if (!session_.connected()) {
+          disconnect();
+          // The connection may have dropped during COMMIT, whose outcome is
+          // then unknown: retry on the dedupe path, which is right either way.
+          uncertain = true;
+        }
+        backoff(r.sqlstate.empty() ? r.message : r.sqlstate + " " + r.message, r.sqlstate);
         dedupe = true;
         continue;
     }
@@ -407,12 +437,12 @@ void postgres_writer_pool::writer::run() {
     if (txn.empty()) {
       got = queue_.wait_dequeue_timed(batch, std::chrono::milliseconds(100));
       if (!got) {
-        if (stop_) return;
+        if (stop_ || abandon_) return;
         // Idle: check the connection now and then, so readiness tells the truth.
         if (std::chrono::steady_clock::now() - last_ping > std::chrono::seconds(2)) {
           last_ping = std::chrono::steady_clock::now();
-          if (!conn_ || exec(conn_, "SELECT 1").kind != result_kind::ok) {
-            if (conn_ && PQstatus(conn_) != CONNECTION_OK) disconnect();
+          if (!session_.connected() || !session_.exec("SELECT 1").ok()) {
+            if (!session_.connected()) disconnect();
             ensure_connected();
           }
         }

@@ -5,14 +5,16 @@
 #include <memory>
 
 #include "common/log.h"
+#include "sinks/pg_session.h"
 
 namespace trail {
 namespace {
 
 using conn_ptr = std::unique_ptr<PGconn, decltype(&PQfinish)>;
 
+// Migrations may run long (a backfill): no statement timeout, but a bounded connect.
 conn_ptr connect(const std::string& dsn, std::string* error) {
-  conn_ptr c(PQconnectdb(dsn.c_str()), &PQfinish);
+  conn_ptr c(connect_with_timeouts(dsn, pg_timeouts{10, 0}, "traild-migrate"), &PQfinish);
   if (PQstatus(c.get()) != CONNECTION_OK) {
     if (error) *error = PQerrorMessage(c.get());
     return conn_ptr(nullptr, &PQfinish);
@@ -74,19 +76,48 @@ migrate_result apply_migrations(const std::string& dsn) {
   return out;
 }
 
+// traild's own calls while running: bounded in every step (pg_session).
 int schema_version(const std::string& dsn, std::string* error) {
-  auto c = connect(dsn, error);
-  if (!c) return -1;
-  return current_version(c.get());
+  pg_session s(dsn, pg_timeouts{10, 30}, "traild");
+  if (!s.connect(error)) return -1;
+  PGresult* res = nullptr;
+  db_result r = s.exec(
+      "SELECT CASE WHEN to_regclass('audit.schema_migrations') IS NULL THEN 0 "
+      "ELSE (SELECT coalesce(max(version), 0) FROM audit.schema_migrations) END",
+      0, nullptr, &res);
+  if (!r.ok()) {
+    if (error) *error = r.message;
+    return -1;
+  }
+  const int v = std::stoi(PQgetvalue(res, 0, 0));
+  PQclear(res);
+  return v;
+}
+
+std::optional<std::string> installation_key(const std::string& dsn, std::string* error) {
+  pg_session s(dsn, pg_timeouts{10, 30}, "traild");
+  if (!s.connect(error)) return std::nullopt;
+  PGresult* res = nullptr;
+  db_result r = s.exec("SELECT dead_letter_key FROM audit.installation", 0, nullptr, &res);
+  if (!r.ok() || PQntuples(res) != 1) {
+    if (error) *error = r.ok() ? "audit.installation has no row" : r.message;
+    if (res) PQclear(res);
+    return std::nullopt;
+  }
+  std::string key = PQgetvalue(res, 0, 0);
+  PQclear(res);
+  return key;
 }
 
 bool ensure_partitions(const std::string& dsn, int behind_days, int ahead_days, std::string* error) {
-  auto c = connect(dsn, error);
-  if (!c) return false;
+  pg_session s(dsn, pg_timeouts{10, 60}, "traild-partitions");
+  if (!s.connect(error)) return false;
   const std::string sql = "SELECT audit.ensure_partitions((now() AT TIME ZONE 'UTC')::date - " +
                           std::to_string(behind_days) + ", (now() AT TIME ZONE 'UTC')::date + " +
                           std::to_string(ahead_days) + ")";
-  return run(c.get(), sql, error);
+  db_result r = s.exec(sql.c_str());
+  if (!r.ok() && error) *error = r.message;
+  return r.ok();
 }
 
 }  // namespace trail

@@ -3,6 +3,7 @@
 // binary. `traild migrate` applies the missing ones in order, each in its own
 // transaction, under an advisory lock; applying twice changes nothing.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,8 @@ migrate_result apply_migrations(const std::string& dsn);
 // The schema version a database is at (0: not migrated), or -1 if unreachable.
 int schema_version(const std::string& dsn, std::string* error = nullptr);
 // Creates the daily partitions from today - behind to today + ahead.
+// The installation's secret (audit.installation), or nullopt if unreadable.
+std::optional<std::string> installation_key(const std::string& dsn, std::string* error = nullptr);
 bool ensure_partitions(const std::string& dsn, int behind_days, int ahead_days, std::string* error = nullptr);
 
 }  // namespace trail

@@ -1,0 +1,78 @@
+#pragma once
+// A libpq connection that cannot hang: every round trip has a deadline.
+//
+// A black-holed PostgreSQL (a frozen server, a dropped route) answers neither
+// queries nor TCP resets; a blocking libpq call would then wait forever and
+// with it the writer, readiness and shutdown. So connections are opened with
+// connect_timeout, TCP keepalives, tcp_user_timeout and a server-side
+// statement_timeout, and every statement is sent and awaited in non-blocking
+// mode with poll(): past the deadline the call fails and the connection is
+// marked broken, to be dropped by its owner.
+//
+// Owned by one thread at a time (a writer, the dead-letter store).
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace trail {
+
+enum class result_kind { ok, duplicate_key, bad_data, unavailable };
+
+struct db_result {
+  result_kind kind = result_kind::ok;
+  std::string sqlstate;    // empty when the server said nothing (connection lost, timeout)
+  std::string constraint;  // for integrity violations: the constraint's name
+  std::string message;
+  bool ok() const { return kind == result_kind::ok; }
+};
+
+struct pg_timeouts {
+  int64_t connect_s = 10;
+  int64_t statement_s = 60;
+};
+
+class pg_session {
+ public:
+  pg_session(std::string dsn, pg_timeouts t, std::string application_name);
+  ~pg_session() { close(); }
+  pg_session(const pg_session&) = delete;
+  pg_session& operator=(const pg_session&) = delete;
+
+  // Connects if not connected (or broken). False with `error` set on failure.
+  bool connect(std::string* error);
+  bool connected() const { return conn_ && !broken_ && PQstatus(conn_) == CONNECTION_OK; }
+  void close();
+
+  // One statement (text parameters); `keep` receives the tuples on success.
+  db_result exec(const char* sql, int nparams = 0, const char* const* params = nullptr, PGresult** keep = nullptr,
+                 const int* lengths = nullptr, const int* formats = nullptr);
+  // COPY … FROM STDIN with `data` as its whole input.
+  db_result copy_in(const std::string& statement, std::string_view data);
+
+  PGconn* raw() const { return conn_; }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  bool flush_until(clock::time_point deadline);
+  bool wait_socket(bool for_write, clock::time_point deadline);
+  db_result collect(clock::time_point deadline, PGresult** keep, ExecStatusType expect_first = PGRES_COMMAND_OK);
+  db_result classify(PGresult* res);
+  db_result timed_out(const char* what);
+
+  const std::string dsn_;
+  const pg_timeouts timeouts_;
+  const std::string app_;
+  PGconn* conn_ = nullptr;
+  bool broken_ = false;
+};
+
+// A blocking connect with Trail's timeouts added to `dsn` (connect_timeout,
+// keepalives, tcp_user_timeout, statement_timeout, application_name), each
+// unless the DSN sets it itself: libpq's defaults for a black-holed server are
+// "wait forever". Check PQstatus() of the result; PQfinish it in any case.
+PGconn* connect_with_timeouts(const std::string& dsn, pg_timeouts t, const std::string& application_name);
+
+}  // namespace trail
