@@ -135,3 +135,28 @@ TEST_CASE("flush_atom at the router flushes every batcher", "[batching]") {
   f.sched->run();
   CHECK(f.sink.events() == 3);
 }
+
+TEST_CASE("hostile: a flood of tenant ids is capped at batch.max_tenant_batchers, the rest share the overflow batcher",
+          "[batching][hostile]") {
+  fixture f;
+  f.cfg.max_tenant_batchers = 4;  // read by the router on every message
+  tenant_groups g;
+  for (int t = 0; t < 50; ++t) g.push_back(records("tenant-" + std::to_string(t), 1));
+  const double overflow_before = metrics::get().overflow_records.Value();
+  f.send(std::move(g));
+  // 4 tenant batchers and 1 shared overflow batcher, not 50 actors.
+  CHECK(metrics::get().batchers.Value() == 5);
+  CHECK(metrics::get().overflow_records.Value() - overflow_before == 46);
+  f.sched->advance_time(std::chrono::milliseconds(50));
+  f.sched->run();
+  // Nothing is lost: every record reaches the sink; the overflow batch holds many tenants.
+  CHECK(f.sink.events() == 50);
+  bool mixed = false;
+  for (const auto& b : f.sink.batches)
+    for (const auto& r : b) mixed |= r.tenant_id != b.front().tenant_id;
+  CHECK(mixed);
+  // Idle tenant batchers retire; the overflow batcher stays (it is never retired).
+  f.sched->advance_time(std::chrono::seconds(61));
+  f.sched->run();
+  CHECK(metrics::get().batchers.Value() == 1);
+}

@@ -1,0 +1,155 @@
+// Hostile operations (docs/RELIABILITY.md, "Hostile input"): a black-holed
+// database, a dead-letter stream that refuses everything, a broker that stops
+// confirming publishes. Nothing may block the pipeline or a shutdown forever,
+// and each scenario still ends with the exactly-once proof.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/integration/harness.h"
+#include "tests/integration/workload.h"
+
+using namespace trail::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+int64_t stored(const std::string& dsn) {
+  db d(dsn);
+  return d.count("SELECT count(*) FROM audit.events");
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// SIGTERM and the time until the process has exited.
+std::chrono::milliseconds timed_stop(traild_process& t, int* status) {
+  const auto t0 = std::chrono::steady_clock::now();
+  *status = t.stop(60000);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+}
+
+void set_no_ack(broker& b, const char* stream, bool no_ack) {
+  jsStreamInfo* si = nullptr;
+  REQUIRE(js_GetStreamInfo(&si, b.js(), stream, nullptr, nullptr) == NATS_OK);
+  jsStreamConfig cfg = *si->Config;
+  cfg.NoAck = no_ack;
+  REQUIRE(js_UpdateStream(nullptr, b.js(), &cfg, nullptr, nullptr) == NATS_OK);
+  jsStreamInfo_Destroy(si);
+}
+
+}  // namespace
+
+TEST_CASE("10. PostgreSQL black-holed (frozen): not ready, SIGTERM within the deadline, nothing lost", "[faults][hostile]") {
+  broker b;
+  b.reset_streams();
+  const std::string dsn = fresh_database("trail_fault_pg_frozen");
+  workload w = publish_workload(b, 20000);
+  {
+    traild_process t(dsn, {{"TRAIL_PG_STATEMENT_TIMEOUT_S", "3"}, {"TRAIL_PG_CONNECT_TIMEOUT_S", "2"},
+                           {"TRAIL_SHUTDOWN_DEADLINE_S", "6"}});
+    t.start();
+    INFO("traild log: " << t.log_path());
+    REQUIRE(wait_until([&] { return stored(dsn) >= 3000; }, 60000));
+    // Every PostgreSQL process stopped: connections stay open, nothing answers.
+    stack_action("freeze-pg");
+    const bool not_ready = wait_until([&] { int s = 0; http_get(t.http_port(), "/readyz", &s); return s == 503; }, 20000);
+    int status = 0;
+    const auto took = timed_stop(t, &status);
+    stack_action("thaw-pg");
+    CHECK(not_ready);
+    INFO("SIGTERM took " << took.count() << " ms");
+    CHECK(status >= 0);  // exited by itself, not killed by the harness
+    CHECK(took < 8s);    // the deadline (6 s) and a margin
+  }
+  traild_process t(dsn);
+  t.start();
+  INFO("traild log: " << t.log_path());
+  REQUIRE(wait_drained(b, w.invalid_bodies.size(), 120000));
+  CHECK(t.stop() == 0);
+  verify_exactly_once(dsn, b, w, committed_check::at_least_once);
+}
+
+TEST_CASE("11. a dead-letter stream that cannot store anything does not hold SIGTERM past the deadline",
+          "[faults][hostile]") {
+  broker b;
+  b.reset_streams();
+  const std::string dsn = fresh_database("trail_fault_dlq_gone");
+  workload w = publish_workload(b, 5000);
+  {
+    traild_process t(dsn, {{"TRAIL_SHUTDOWN_DEADLINE_S", "5"}});
+    t.start();
+    INFO("traild log: " << t.log_path());
+    REQUIRE(wait_drained(b, w.invalid_bodies.size(), 60000));
+    // The dead-letter stream disappears: every dead-letter publish now fails.
+    REQUIRE(js_DeleteStream(b.js(), "AUDIT_DLQ", nullptr, nullptr) == NATS_OK);
+    for (int i = 0; i < 5; ++i) {
+      const std::string body = "stuck dead letter " + std::to_string(i);
+      b.publish("audit.events", body);
+      w.invalid_bodies.insert(body);
+      ++w.messages;
+    }
+    b.wait_published();
+    REQUIRE(wait_until([&] { return file_text(t.log_path()).find("could not store a dead letter") != std::string::npos; }, 20000));
+    int status = 0;
+    const auto took = timed_stop(t, &status);
+    INFO("SIGTERM took " << took.count() << " ms");
+    CHECK(status >= 0);
+    CHECK(took < 7s);
+  }
+  // The stuck ones were left un-acked: the next traild (which recreates the
+  // stream) dead-letters them.
+  traild_process t(dsn, {{"TRAIL_NATS_ACK_WAIT_S", "5"}});
+  t.start();
+  INFO("traild log: " << t.log_path());
+  REQUIRE(wait_until([&] { return b.stream_messages("AUDIT_DLQ") >= 5; }, 60000));
+  REQUIRE(wait_drained(b, 5, 60000));
+  CHECK(t.stop() == 0);
+  auto dlq = b.read_stream("AUDIT_DLQ", 5);
+  CHECK(dlq.size() == 5);
+  for (auto& m : dlq) CHECK(m.data.rfind("stuck dead letter ", 0) == 0);
+}
+
+TEST_CASE("12. the broker stops confirming republishes: they time out and are retried, acks never block",
+          "[faults][hostile]") {
+  broker b;
+  b.reset_streams();
+  const std::string dsn = fresh_database("trail_fault_lost_pubacks");
+  // Few pending publishes allowed: without a PubAck timeout, 200 lost
+  // confirmations would stall every later republish and with them every ack.
+  traild_process t(dsn, {{"TRAIL_NATS_PUBLISH_MAX_PENDING", "200"}, {"TRAIL_NATS_PUBLISH_ACK_TIMEOUT_MS", "500"},
+                         {"TRAIL_SHUTDOWN_DEADLINE_S", "5"}});
+  t.start();
+  INFO("traild log: " << t.log_path());
+  REQUIRE(wait_until([&] { int s = 0; http_get(t.http_port(), "/readyz", &s); return s == 200; }, 10000));
+  // The committed stream keeps storing but no longer answers (no_ack): every
+  // PubAck is lost.
+  set_no_ack(b, "AUDIT_COMMITTED", true);
+  workload w = publish_workload(b, 5000);
+  REQUIRE(wait_drained(b, w.invalid_bodies.size(), 90000));  // committed and acked all the same
+  CHECK(t.metric("trail_republish_retries_total") > 0);
+  // Confirmations come back: the retries succeed; the stream's duplicate
+  // window drops the copies the broker had stored unconfirmed.
+  set_no_ack(b, "AUDIT_COMMITTED", false);
+  REQUIRE(wait_until([&] { return t.metric("trail_republish_retry_backlog") == 0 && t.metric("trail_republish_confirmed_total") >= static_cast<double>(w.valid_events); }, 90000));
+  verify_exactly_once(dsn, b, w, committed_check::exactly_once);
+
+  // SIGTERM while republishes are unconfirmed: each one is named in the log.
+  set_no_ack(b, "AUDIT_COMMITTED", true);
+  for (int i = 0; i < 20; ++i)
+    b.publish("audit.events", R"({"tenant_id":"late","action":"a","actor":{"type":"user","id":"u"},"primary_resource":{"type":"r","id":")" +
+                                  std::to_string(i) + R"("}})");
+  b.wait_published();
+  REQUIRE(wait_drained(b, w.invalid_bodies.size(), 30000));
+  CHECK(t.stop() == 0);
+  const std::string log = file_text(t.log_path());
+  CHECK_THAT(log, Catch::Contains("not republished") && Catch::Contains("late:"));
+  set_no_ack(b, "AUDIT_COMMITTED", false);
+}
