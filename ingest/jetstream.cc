@@ -173,12 +173,14 @@ bool jetstream_source::connect(const std::atomic<bool>& abort) {
     return false;
   }
   const std::string stream_subject = "audit.events";
-  if (!ensure_stream(cfg_.stream, {stream_subject, stream_subject + ".>"}, cfg_.stream_max_age_s, cfg_.stream_max_bytes,
-                     cfg_.duplicate_window_s) ||
-      !ensure_stream(cfg_.dlq_stream, {cfg_.dlq_subject}, cfg_.dlq_max_age_s, -1, cfg_.duplicate_window_s))
+  // audit.events is required of an existing AUDIT stream; audit.events.> only
+  // wished for (a stream without it is used, with a warning).
+  if (!ensure_stream(cfg_.stream, {stream_subject, stream_subject + ".>"}, 1, cfg_.stream_max_age_s,
+                     cfg_.stream_max_bytes, cfg_.duplicate_window_s) ||
+      !ensure_stream(cfg_.dlq_stream, {cfg_.dlq_subject}, 1, cfg_.dlq_max_age_s, -1, cfg_.duplicate_window_s))
     return false;
   if (cfg_.committed_enabled && !cfg_.committed_stream.empty() &&
-      !ensure_stream(cfg_.committed_stream, {cfg_.committed_prefix + ".>"}, cfg_.committed_max_age_s,
+      !ensure_stream(cfg_.committed_stream, {cfg_.committed_prefix + ".>"}, 1, cfg_.committed_max_age_s,
                      cfg_.committed_max_bytes, cfg_.duplicate_window_s))
     return false;
   return ensure_consumer();
@@ -202,7 +204,8 @@ bool subject_covers(std::string_view pattern, std::string_view subject) {
 }  // namespace
 
 bool jetstream_source::ensure_stream(const std::string& name, const std::vector<std::string>& subjects,
-                                     int64_t max_age_s, int64_t max_bytes, int64_t duplicate_window_s) {
+                                     size_t required, int64_t max_age_s, int64_t max_bytes,
+                                     int64_t duplicate_window_s) {
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_GetStreamInfo(&si, js_, name.c_str(), nullptr, &jerr);
@@ -240,10 +243,14 @@ bool jetstream_source::ensure_stream(const std::string& name, const std::vector<
   // do its job, adopt its limits and replicas, refuse to start otherwise.
   const jsStreamConfig* c = si->Config;
   std::string problem;
-  for (const auto& want : subjects) {
+  for (size_t k = 0; k < subjects.size(); ++k) {
+    const auto& want = subjects[k];
     bool covered = false;
     for (int i = 0; i < c->SubjectsLen && !covered; ++i) covered = subject_covers(c->Subjects[i], want);
-    if (!covered) problem = "its subjects do not include " + want;
+    if (covered) continue;
+    if (k < required) problem = "its subjects do not include " + want;
+    else log::warn("nats", "the existing stream does not capture every subject Trail consumes; messages there are not ingested",
+                   {{"stream", name}, {"missing", want}});
   }
   if (problem.empty() && c->Sealed) problem = "it is sealed (no new messages)";
   if (problem.empty() && c->NoAck && name != cfg_.stream)

@@ -96,8 +96,10 @@ class jetstream_source {
   void untrack(inbound_message* m);
   static void on_reconnected(natsConnection*, void* closure);
   static void on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
-  bool ensure_stream(const std::string& name, const std::vector<std::string>& subjects, int64_t max_age_s,
-                     int64_t max_bytes, int64_t duplicate_window_s);
+  // Creates the stream if missing; else verifies it: the first `required`
+  // subjects must be covered, the others only draw a warning.
+  bool ensure_stream(const std::string& name, const std::vector<std::string>& subjects, size_t required,
+                     int64_t max_age_s, int64_t max_bytes, int64_t duplicate_window_s);
   bool ensure_consumer();
 
   const config& cfg_;

@@ -28,7 +28,8 @@ rsync -a --exclude results --exclude node_modules "$SHARED/" "$WORK/" 2>/dev/nul
 }
 cd "$WORK"
 export DATA=${DATA:-/tmp/bench-data}
-N=$N RUNS=$RUNS ONLY="B1 A1 A2 P1" KEEP_STACK=1 ./run_all.sh
+# CEILINGS="B1" skips the COPY ceilings and the peer (B1 publishes the events).
+N=$N RUNS=$RUNS ONLY="${CEILINGS:-B1 A1 A2 P1}" KEEP_STACK=1 ./run_all.sh
 OUT=$(ls -d "$WORK"/results/*/ | sort | tail -n 1)
 eval "$(./stack.sh env)"
 trap './stack.sh stop' EXIT
@@ -43,28 +44,36 @@ SETUP="psql -Xqd postgres -c 'DROP DATABASE IF EXISTS trail_bench WITH (FORCE)' 
   ./natsbench delete-consumer -c audit-ingest >/dev/null 2>&1; psql -Xqc CHECKPOINT; true"
 VERIFY="n=\$(psql -XAtd trail_bench -c 'SELECT count(*) FROM audit.events'); echo count=\$n; [ \"\$n\" = $N ] \
   && ./natsbench info -c trail-ingest | grep -q ' num_pending=0 num_ack_pending=0 '"
-python3 lib/measure.py --out "$OUT/results.jsonl" --log "$OUT/measure.log" --name T1-trail-drain --rows "$N" \
-  --runs "$RUNS" --setup "$SETUP" --verify "$VERIFY" -- "$ROOT/load-tests/drain-run.sh $WORK/natsbench"
-
-if [ -n "${TRAILD_BEFORE:-}" ]; then
+measure_trail() {  # name binary runs setup
+  TRAILD_BIN=$2 python3 lib/measure.py --out "$OUT/results.jsonl" --log "$OUT/measure.log" --name "$1" --rows "$N" \
+    --runs "$3" --setup "$4" --verify "$VERIFY" -- "$ROOT/load-tests/drain-run.sh $WORK/natsbench"
+}
+if [ -z "${TRAILD_BEFORE:-}" ]; then
+  measure_trail T1-trail-drain "$ROOT/build/bin/traild" "$RUNS" "$SETUP"
+else
+  # Alternating, one run each in turn, so that a slow spell of the machine
+  # does not fall on one side only; medians over the runs.
   SETUP_BEFORE=${SETUP//"$ROOT/build/bin/traild"/$TRAILD_BEFORE}
-  TRAILD_BIN=$TRAILD_BEFORE python3 lib/measure.py --out "$OUT/results.jsonl" --log "$OUT/measure.log" \
-    --name T0-trail-drain-before --rows "$N" --runs "$RUNS" --setup "$SETUP_BEFORE" --verify "$VERIFY" \
-    -- "$ROOT/load-tests/drain-run.sh $WORK/natsbench"
+  for ((i = 1; i <= RUNS; i++)); do
+    measure_trail T1-trail-drain "$ROOT/build/bin/traild" 1 "$SETUP"
+    measure_trail T0-trail-drain-before "$TRAILD_BEFORE" 1 "$SETUP_BEFORE"
+  done
 fi
 
-python3 - "$OUT/results.jsonl" <<'PY' | tee "$OUT/trail-summary.md"
-import json, sys
+N_ROWS=$N python3 - "$OUT/results.jsonl" <<'PY' | tee "$OUT/trail-summary.md"
+import json, os, sys
+N_ROWS = int(os.environ["N_ROWS"])
+import statistics
 rows = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    rows[r["name"]] = r
+    rows.setdefault(r["name"], []).append(r)
+def med(name, key):
+    # One line per measure.py call: the median of their medians.
+    vals = [r.get(key) for r in rows.get(name, []) if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
 def rate(name):
-    r = rows.get(name)
-    if not r: return None
-    for k in ("rows_per_s_median", "median_rows_per_s", "rate_median"):
-        if k in r: return r[k]
-    return r.get("median", {}).get("rows_per_s") if isinstance(r.get("median"), dict) else None
+    return med(name, "rows_per_s_median")
 t = rate("T1-trail-drain"); a1 = rate("A1-copy-1stream"); a2 = rate("A2-copy-2streams"); p = rate("P1-peer-node")
 print("| measure | events/s |")
 print("|---|---|")
@@ -75,5 +84,12 @@ if t and a2: print("\nTrail / 2-stream COPY ceiling: %.2f" % (t / a2))
 if t and a1: print("Trail / 1-stream COPY ceiling: %.2f" % (t / a1))
 if t and p: print("Trail / Node peer: %.2f" % (t / p))
 t0 = rate("T0-trail-drain-before")
-if t and t0: print("Trail / the older build (TRAILD_BEFORE): %.3f" % (t / t0))
+if t and t0:
+    print("Trail / the older build (TRAILD_BEFORE): %.3f" % (t / t0))
+    for key, what in (("cpu_client_s_median", "traild"), ("cpu_nats_s_median", "nats-server"),
+                      ("cpu_pg_s_median", "PostgreSQL"), ("wal_bytes_median", "WAL bytes")):
+        a, b = med("T1-trail-drain", key), med("T0-trail-drain-before", key)
+        if a and b:
+            scale = 1 if key == "wal_bytes_median" else 1e6
+            print("per event, %s: %.1f (older build %.1f)" % (what, a * scale / N_ROWS, b * scale / N_ROWS))
 PY

@@ -258,6 +258,24 @@ TEST_CASE("hostile: starting Trail never weakens an operator's streams, and an u
   CHECK(std::string(dlq->Subjects[0]) == "elsewhere.dlq");
   jsStreamInfo_Destroy(si);
   js_DeleteStream(b.js(), "AUDIT_DLQ", nullptr, nullptr);
+
+  // An AUDIT stream narrower than Trail's own (audit.events only) is used as
+  // it is, with a warning about audit.events.>.
+  js_DeleteStream(b.js(), "AUDIT", nullptr, nullptr);
+  const char* narrow[] = {"audit.events"};
+  jsStreamConfig_Init(&c);
+  c.Name = "AUDIT";
+  c.Subjects = narrow;
+  c.SubjectsLen = 1;
+  REQUIRE(js_AddStream(nullptr, b.js(), &c, nullptr, nullptr) == NATS_OK);
+  traild_process t2(dsn);
+  t2.start();
+  CHECK(wait_until([&] { int s = 0; http_get(t2.http_port(), "/readyz", &s); return s == 200; }, 10000));
+  CHECK(t2.stop() == 0);
+  CHECK_THAT(file_text(t2.log_path()), Catch::Contains("does not capture every subject") && Catch::Contains("audit.events.>"));
+  const jsStreamConfig* audit_after = stream_config(b, "AUDIT", si);
+  CHECK(audit_after->SubjectsLen == 1);
+  jsStreamInfo_Destroy(si);
 }
 
 TEST_CASE("hostile: dead letters cannot be deduplicated away or forged, and keep every header value",
