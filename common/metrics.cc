@@ -27,6 +27,7 @@ metrics::metrics()
       republish_retries(counter(*registry_, "trail_republish_retries_total",
                                 "Committed-event republishes sent again (unconfirmed, refused or timed out)")),
       republish_retry_backlog(BuildGauge().Name("trail_republish_retry_backlog").Help("Committed events waiting to be republished again (bound: nats.republish_retry_max)").Register(*registry_).Add({})),
+      republish_unconfirmed(BuildGauge().Name("trail_republish_unconfirmed").Help("Committed-event republishes sent and not yet confirmed by the broker (bound: nats.publish_max_pending)").Register(*registry_).Add({})),
       dead_letters_in_database(counter(*registry_, "trail_dead_letters_in_database_total",
                                        "Dead letters kept in audit.dead_letters because the broker cannot carry them")),
       overflow_records(counter(*registry_, "trail_overflow_batcher_records_total",

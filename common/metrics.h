@@ -46,6 +46,7 @@ class metrics {
   prometheus::Counter& republish_failed;
   prometheus::Counter& republish_retries;
   prometheus::Gauge& republish_retry_backlog;
+  prometheus::Gauge& republish_unconfirmed;
   prometheus::Counter& dead_letters_in_database;
   prometheus::Counter& overflow_records;
   prometheus::Gauge& batchers_limit;

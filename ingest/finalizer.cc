@@ -104,6 +104,7 @@ void commit_finalizer::retry_republishes() {
   if (now - last_retry_ < std::chrono::milliseconds(250)) return;
   last_retry_ = now;
   metrics::get().republish_retry_backlog.Set(static_cast<double>(source_.retry_backlog()));
+  metrics::get().republish_unconfirmed.Set(static_cast<double>(source_.unconfirmed().load(std::memory_order_relaxed)));
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MaxWait = cfg_.publish_ack_timeout_ms;

@@ -16,13 +16,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int64_t stored(const std::string& dsn) {
-  db d(dsn);
-  return d.count("SELECT count(*) FROM audit.events");
-}
-
 bool wait_stored(const std::string& dsn, int64_t at_least, int timeout_ms) {
-  return wait_until([&] { return stored(dsn) >= at_least; }, timeout_ms);
+  return wait_until([&] { return stored_events(dsn) >= at_least; }, timeout_ms);
 }
 
 // What every scenario starts with: empty streams, a fresh migrated database,
@@ -82,7 +77,7 @@ TEST_CASE("2. SIGKILL exactly between COMMIT and ack", "[faults]") {
     crashing.start(false);
     REQUIRE(wait_until([&] { return !crashing.running(); }, 60000));
   }
-  const int64_t committed_before_restart = stored(dsn);
+  const int64_t committed_before_restart = stored_events(dsn);
   CHECK(committed_before_restart > 0);  // the crash came after COMMIT…
   CHECK(b.consumer_backlog("AUDIT", "trail-ingest").second > 0);  // …and before the acks
   traild_process t(dsn, {{"TRAIL_NATS_ACK_WAIT_S", "10"}});
@@ -224,7 +219,7 @@ TEST_CASE("8. SIGTERM under load: exit 0 within the deadline, nothing lost after
     const auto t0 = std::chrono::steady_clock::now();
     CHECK(t.stop(30000) == 0);
     CHECK(std::chrono::steady_clock::now() - t0 < 25s);
-    CHECK(stored(dsn) < static_cast<int64_t>(w.valid_events));  // it really was mid-stream
+    CHECK(stored_events(dsn) < static_cast<int64_t>(w.valid_events));  // it really was mid-stream
   }
   traild_process t(dsn);
   t.start();

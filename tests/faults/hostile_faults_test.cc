@@ -17,18 +17,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int64_t stored(const std::string& dsn) {
-  db d(dsn);
-  return d.count("SELECT count(*) FROM audit.events");
-}
-
-std::string file_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // SIGTERM and the time until the process has exited.
 std::chrono::milliseconds timed_stop(traild_process& t, int* status) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -57,7 +45,7 @@ TEST_CASE("10. PostgreSQL black-holed (frozen): not ready, SIGTERM within the de
                            {"TRAIL_SHUTDOWN_DEADLINE_S", "6"}});
     t.start();
     INFO("traild log: " << t.log_path());
-    REQUIRE(wait_until([&] { return stored(dsn) >= 3000; }, 60000));
+    REQUIRE(wait_until([&] { return stored_events(dsn) >= 3000; }, 60000));
     // Every PostgreSQL process stopped: connections stay open, nothing answers.
     stack_action("freeze-pg");
     const bool not_ready = wait_until([&] { int s = 0; http_get(t.http_port(), "/readyz", &s); return s == 503; }, 20000);

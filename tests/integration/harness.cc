@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -210,6 +211,18 @@ std::vector<broker::stored> broker::read_stream(const std::string& stream, uint6
   natsSubscription_Destroy(sub);
   js_DeleteConsumer(js_, stream.c_str(), durable.c_str(), nullptr, nullptr);
   return out;
+}
+
+int64_t stored_events(const std::string& dsn) {
+  db d(dsn);
+  return d.count("SELECT count(*) FROM audit.events");
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 // ---- traild_process ----

@@ -98,6 +98,11 @@ class traild_process {
   std::string log_path_;
 };
 
+// Events stored in a database (audit.events).
+int64_t stored_events(const std::string& dsn);
+// A whole file (a traild log), or "" if it cannot be read.
+std::string file_text(const std::string& path);
+
 int free_port();
 std::string http_get(int port, const std::string& path, int* status = nullptr);
 // Runs scripts/stack.sh with an action on the test stack (stop-pg, start-pg, restart-nats, …).

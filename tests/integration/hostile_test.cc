@@ -38,13 +38,6 @@ std::string sha256_hex(const std::string& bytes) {
   return out;
 }
 
-std::string file_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 size_t count_header(const broker::stored& m, const std::string& name, const std::string& value = "") {
   size_t n = 0;
   for (const auto& [k, v] : m.all_headers) n += k == name && (value.empty() || v == value);
