@@ -1,0 +1,91 @@
+// trail-microbench: the per-event CPU of Trail's decode path, without servers.
+//
+// Makes --distinct messages with trail-loadgen's generator (not timed), then
+// decodes --count events through the real event_decoder (content mode,
+// CloudEvents envelope, payload validation, COPY row and committed-event
+// rendering) on one thread, as a validator actor does, and reports ns per
+// event. Use it to see a regression in seconds, without the 20-minute bench:
+//
+//   build/bin/trail-microbench                       # 1,000,000 events, mixed modes, medium size
+//   build/bin/trail-microbench --count 5000000 --mode structured --size large
+//
+// `make test` runs it with a tiny count as a smoke test (it fails if any
+// generated event is refused).
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "actors/event_decoder.h"
+#include "load-tests/loadgen/generator.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"trail-microbench: ns per event of Trail's decode path, no servers"};
+  uint64_t count = 1000000;
+  int distinct = 10000;
+  std::string mode_text = "mixed", size_text = "medium";
+  double changes = 0.3;
+  app.add_option("--count", count, "events to decode (timed)");
+  app.add_option("--distinct", distinct, "distinct messages generated beforehand and cycled through");
+  app.add_option("--mode", mode_text, "structured|binary|batch|bare|mixed");
+  app.add_option("--size", size_text, "small|medium|large");
+  app.add_option("--changes-share", changes, "share of events with before/after values");
+  CLI11_PARSE(app, argc, argv);
+
+  trail::loadgen::generator_options opts;
+  opts.run_id = "micro";
+  opts.tenants = 1000;
+  opts.zipf_s = 1.1;
+  opts.changes_share = changes;
+  if (!trail::loadgen::parse_mode(mode_text, opts.send_mode) || !trail::loadgen::parse_size_profile(size_text, opts.size)) {
+    std::fprintf(stderr, "trail-microbench: unknown --mode or --size\n");
+    return 2;
+  }
+  trail::loadgen::event_generator gen(opts);
+
+  // The messages as the fetch thread would hand them over.
+  struct prepared {
+    std::string body;
+    trail::inbound_message in;
+  };
+  std::vector<prepared> msgs(static_cast<size_t>(distinct));
+  uint64_t bytes = 0;
+  const int64_t t0_us = 1795000000000000;
+  for (int i = 0; i < distinct; ++i) {
+    auto o = gen.next(t0_us + i);
+    auto& p = msgs[static_cast<size_t>(i)];
+    p.body = std::move(o.body);
+    p.in.data = p.body;
+    p.in.headers = std::move(o.headers);
+    p.in.header_wire_bytes = trail::header_wire_size(p.in.headers);
+    p.in.stream_seq = static_cast<uint64_t>(i) + 1;
+    p.in.stream_time_us = t0_us + i;
+    bytes += p.body.size() + p.in.header_wire_bytes;
+  }
+
+  trail::event_decoder decoder;
+  uint64_t events = 0, refused = 0, rendered = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (uint64_t n = 0; events < count; ++n) {
+    auto& p = msgs[n % msgs.size()];
+    trail::decode_outcome out = decoder.decode(p.in);
+    if (out.rejected) {
+      ++refused;
+      if (refused == 1) std::fprintf(stderr, "refused: %s: %s\n", out.rejected->code.c_str(), out.rejected->message.c_str());
+      ++events;
+      continue;
+    }
+    events += out.records.size();
+    for (const auto& r : out.records) rendered += r.copy_tail.size() + r.committed_head.size() + r.data_json.size();
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("{\"mode\":\"%s\",\"size\":\"%s\",\"events\":%llu,\"refused\":%llu,\"seconds\":%.3f,"
+              "\"ns_per_event\":%.0f,\"events_per_s\":%.0f,\"input_bytes_per_message\":%.0f,\"rendered_bytes\":%llu}\n",
+              mode_text.c_str(), size_text.c_str(), static_cast<unsigned long long>(events),
+              static_cast<unsigned long long>(refused), secs, secs * 1e9 / static_cast<double>(events),
+              static_cast<double>(events) / secs, static_cast<double>(bytes) / distinct,
+              static_cast<unsigned long long>(rendered));
+  return refused == 0 ? 0 : 1;
+}
