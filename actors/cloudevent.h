@@ -16,16 +16,6 @@
 
 namespace trail {
 
-namespace reason {
-inline constexpr const char* malformed_json = "malformed_json";
-inline constexpr const char* too_large = "too_large";
-inline constexpr const char* envelope_invalid = "envelope_invalid";
-inline constexpr const char* batch_invalid = "batch_invalid";
-inline constexpr const char* payload_invalid = "payload_invalid";
-inline constexpr const char* unstorable = "unstorable_value";
-inline constexpr const char* unsupported_content = "unsupported_content_type";
-}  // namespace reason
-
 struct ce_extension {
   enum class kind : uint8_t { string, boolean, integer };
   std::string name;

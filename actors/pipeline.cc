@@ -45,7 +45,7 @@ caf::behavior validator(caf::stateful_actor<validator_state>* self, caf::actor r
             // Tried max_deliver times already. The broker never gives up on a
             // message (the consumer's MaxDeliver is unlimited), so this is the
             // one place a message stops being retried: into the dead letters.
-            settler->reject(msg, {"max_deliver_exceeded", "delivered " + std::to_string(msg->delivered - 1) +
+            settler->reject(msg, {reason::max_deliver_exceeded, "delivered " + std::to_string(msg->delivered - 1) +
                                                               " times (nats.max_deliver) without being committed"});
             continue;
           }

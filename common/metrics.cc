@@ -120,9 +120,7 @@ prometheus::Gauge& metrics::writer_known_tenants(int index) {
 }
 
 const std::vector<std::string>& metrics::dead_letter_reasons() {
-  static const std::vector<std::string> all = {
-      "malformed_json", "envelope_invalid", "batch_invalid", "payload_invalid", "unstorable_value",
-      "too_large", "unsupported_content_type", "database_rejected", "max_deliver_exceeded"};
+  static const std::vector<std::string> all(std::begin(reason::all), std::end(reason::all));
   return all;
 }
 

@@ -87,9 +87,25 @@ struct audit_record {
 
 using record_batch = std::vector<audit_record>;
 
+// The dead-letter reasons, all of them: the Trail-Dlq-Reason header and the
+// label of trail_events_dead_lettered_total (exported at 0 for each).
+namespace reason {
+inline constexpr const char* malformed_json = "malformed_json";
+inline constexpr const char* too_large = "too_large";
+inline constexpr const char* envelope_invalid = "envelope_invalid";
+inline constexpr const char* batch_invalid = "batch_invalid";
+inline constexpr const char* payload_invalid = "payload_invalid";
+inline constexpr const char* unstorable = "unstorable_value";
+inline constexpr const char* unsupported_content = "unsupported_content_type";
+inline constexpr const char* database_rejected = "database_rejected";
+inline constexpr const char* max_deliver_exceeded = "max_deliver_exceeded";
+inline constexpr const char* all[] = {malformed_json, too_large,           envelope_invalid,
+                                      batch_invalid,  payload_invalid,     unstorable,
+                                      unsupported_content, database_rejected, max_deliver_exceeded};
+}  // namespace reason
+
 // Why a message or event was refused: `code` is a stable machine-readable
-// reason (a metric label and the Trail-Dlq-Reason header); `message` speaks to
-// the publisher.
+// reason (one of reason::all); `message` speaks to the publisher.
 struct rejection {
   std::string code;
   std::string message;

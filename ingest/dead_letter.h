@@ -19,7 +19,7 @@
 #include <string>
 #include <thread>
 
-#include "actors/cloudevent.h"
+#include "common/record.h"
 #include "ingest/jetstream.h"
 #include "ingest/source.h"
 #include "sinks/dead_letter_store.h"

@@ -391,7 +391,7 @@ void postgres_writer_pool::writer::write(std::vector<audit_record>&& records, bo
         if (records.size() == 1) {
           log::limited(log::level::warn, "writer", "PostgreSQL refused an event; it goes to the dead-letter stream",
                     {{"tenant", records[0].tenant_id}, {"ce_id", records[0].ce_id}, {"sqlstate", r.sqlstate}, {"error", r.message}});
-          observer_.refused(std::move(records[0]), "database_rejected", r.sqlstate + ": " + r.message);
+          observer_.refused(std::move(records[0]), reason::database_rejected, r.sqlstate + ": " + r.message);
           return;
         } else {
           // Bisect: the refused events end up alone, the rest is committed.
