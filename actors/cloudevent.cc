@@ -240,9 +240,19 @@ std::optional<std::string> percent_decode(std::string_view in) {
   return out;
 }
 
+const char* unstorable_text_flaw(std::string_view s) {
+  if (std::memchr(s.data(), '\0', s.size())) return "the NUL character (\\u0000), which PostgreSQL cannot store";
+  // UTF-16 surrogates (U+D800..U+DFFF) encoded as UTF-8 start with 0xED 0xA0..0xBF.
+  for (const char* p = static_cast<const char*>(std::memchr(s.data(), '\xED', s.size())); p;
+       p = static_cast<const char*>(std::memchr(p + 1, '\xED', s.size() - static_cast<size_t>(p + 1 - s.data())))) {
+    if (p + 1 < s.data() + s.size() && static_cast<unsigned char>(p[1]) >= 0xA0)
+      return "an unpaired UTF-16 surrogate, which is not valid UTF-8";
+  }
+  return nullptr;
+}
+
 std::optional<rejection> check_text(std::string_view s, const std::string& what) {
-  if (std::memchr(s.data(), '\0', s.size()))
-    return rejection{reason::unstorable, what + " contains the NUL character, which PostgreSQL cannot store"};
+  if (const char* flaw = unstorable_text_flaw(s)) return rejection{reason::unstorable, what + " contains " + flaw};
   rapidjson::MemoryStream ms(s.data(), s.size());
   rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
   struct discard {
@@ -250,10 +260,6 @@ std::optional<rejection> check_text(std::string_view s, const std::string& what)
   } sink;
   while (ms.Tell() < s.size())
     if (!rapidjson::UTF8<>::Validate(in, sink)) return rejection{reason::unstorable, what + " is not valid UTF-8"};
-  // UTF-16 surrogates (U+D800..U+DFFF) encoded as UTF-8 start with 0xED 0xA0..0xBF.
-  for (size_t i = 0; i + 1 < s.size(); ++i)
-    if (static_cast<unsigned char>(s[i]) == 0xED && static_cast<unsigned char>(s[i + 1]) >= 0xA0)
-      return rejection{reason::unstorable, what + " contains a UTF-16 surrogate, which is not valid UTF-8"};
   return std::nullopt;
 }
 

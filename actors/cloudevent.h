@@ -54,6 +54,11 @@ std::string media_type_essence(std::string_view content_type);
 
 bool is_valid_extension_name(std::string_view name);
 
+// What PostgreSQL cannot store in otherwise valid UTF-8 text: "the NUL
+// character …" or "an unpaired UTF-16 surrogate …" (for a rejection message),
+// nullptr when the text has neither.
+const char* unstorable_text_flaw(std::string_view s);
+
 // Text that did not come through the JSON parser (binary mode's
 // percent-decoded headers) gets the parser's checks: valid UTF-8, no NUL, no
 // UTF-16 surrogates. `what` names it in the rejection.

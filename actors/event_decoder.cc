@@ -2,9 +2,7 @@
 
 #include <arpa/inet.h>
 #include <openssl/evp.h>
-#include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -236,15 +234,9 @@ std::optional<rejection> check_storable(const Value& root, size_t max_depth, siz
   thread_local std::vector<std::string_view> names;
   stack.clear();
   stack.push_back({&root, 1});
+  // The parser has validated UTF-8; what is left is what PostgreSQL refuses.
   auto check_string = [](std::string_view s) -> std::optional<rejection> {
-    if (std::memchr(s.data(), '\0', s.size()))
-      return rejection{reason::unstorable, "a string contains the NUL character (\\u0000), which PostgreSQL cannot store"};
-    // UTF-16 surrogates (U+D800..U+DFFF) encoded as UTF-8 start with 0xED 0xA0..0xBF.
-    for (const char* p = static_cast<const char*>(std::memchr(s.data(), '\xED', s.size())); p;
-         p = static_cast<const char*>(std::memchr(p + 1, '\xED', s.size() - (p + 1 - s.data())))) {
-      if (p + 1 < s.data() + s.size() && static_cast<unsigned char>(p[1]) >= 0xA0)
-        return rejection{reason::unstorable, "a string contains an unpaired UTF-16 surrogate, which is not valid UTF-8"};
-    }
+    if (const char* flaw = unstorable_text_flaw(s)) return rejection{reason::unstorable, std::string("a string contains ") + flaw};
     return std::nullopt;
   };
   while (!stack.empty()) {

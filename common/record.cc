@@ -31,6 +31,16 @@ size_t inbound_message::header_count(std::string_view name) const {
   return n;
 }
 
+std::string header_wire_text(const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::string out;
+  if (headers.empty()) return out;
+  out.reserve(header_wire_size(headers));
+  out.append("NATS/1.0\r\n");
+  for (const auto& [k, v] : headers) out.append(k).append(": ").append(v).append("\r\n");
+  out += "\r\n";
+  return out;
+}
+
 size_t header_wire_size(const std::vector<std::pair<std::string, std::string>>& headers) {
   if (headers.empty()) return 0;
   size_t n = sizeof("NATS/1.0\r\n") - 1 + 2;

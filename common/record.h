@@ -58,7 +58,9 @@ struct inbound_message {
   size_t header_count(std::string_view name) const;
 };
 
-// The wire size of a header block holding `headers` (0 when there are none).
+// A header block as NATS sends it ("NATS/1.0\r\n" + "Key: Value\r\n"… + "\r\n";
+// empty when there are no headers), and its size without building it.
+std::string header_wire_text(const std::vector<std::pair<std::string, std::string>>& headers);
 size_t header_wire_size(const std::vector<std::pair<std::string, std::string>>& headers);
 // The bytes an inbound message holds (see inbound_message::held_bytes).
 int64_t held_bytes_of(const inbound_message& m);

@@ -55,14 +55,6 @@ std::string keyed_position(const std::string& key, const std::string& stream, ui
   return out;
 }
 
-std::string wire_headers(const std::vector<std::pair<std::string, std::string>>& headers) {
-  if (headers.empty()) return {};
-  std::string out = "NATS/1.0\r\n";
-  for (const auto& [k, v] : headers) out.append(k).append(": ").append(v).append("\r\n");
-  out += "\r\n";
-  return out;
-}
-
 }  // namespace
 
 dead_letter_publisher::dead_letter_publisher(const config& cfg, jetstream_source& source, dead_letter_store& store,
@@ -152,7 +144,7 @@ dead_letter_publisher::outcome dead_letter_publisher::publish(const item& it, in
 
 bool dead_letter_publisher::store_in_database(const item& it, int64_t& id) {
   inbound_message* m = it.msg;
-  const std::string headers = wire_headers(m->headers);
+  const std::string headers = header_wire_text(m->headers);
   const std::string reason_msg = header_safe(it.why.message);
   oversized_dead_letter d{cfg_.stream, m->stream_seq, m->delivered, m->subject, it.why.code, reason_msg, headers, m->data};
   std::string err;

@@ -120,7 +120,7 @@ db_result pg_session::classify(PGresult* res) {
 }
 
 // Reads every result of the statement sent last; the first failure wins.
-db_result pg_session::collect(clock::time_point deadline, PGresult** keep, ExecStatusType) {
+db_result pg_session::collect(clock::time_point deadline, PGresult** keep) {
   db_result out;
   bool failed = false;
   while (true) {
@@ -138,8 +138,11 @@ db_result pg_session::collect(clock::time_point deadline, PGresult** keep, ExecS
       if (keep && !failed && !*keep) *keep = res;
       else PQclear(res);
     } else if (st == PGRES_COPY_IN) {
-      // Only copy_in() expects this; it returns before reading further.
+      // A COPY belongs to copy_in(); here the protocol state is unusable.
       PQclear(res);
+      broken_ = true;
+      out.kind = result_kind::unavailable;
+      out.message = "a COPY was started through exec(); dropping the connection";
       return out;
     } else {
       if (!failed) out = classify(res);

@@ -58,7 +58,7 @@ class pg_session {
   using clock = std::chrono::steady_clock;
   bool flush_until(clock::time_point deadline);
   bool wait_socket(bool for_write, clock::time_point deadline);
-  db_result collect(clock::time_point deadline, PGresult** keep, ExecStatusType expect_first = PGRES_COMMAND_OK);
+  db_result collect(clock::time_point deadline, PGresult** keep);
   db_result classify(PGresult* res);
   db_result timed_out(const char* what);
 

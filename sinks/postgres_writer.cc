@@ -49,7 +49,8 @@ class postgres_writer_pool::writer {
         health_(h),
         session_(cfg.pg_dsn, pg_timeouts{cfg.pg_connect_timeout_s, cfg.pg_statement_timeout_s},
                  "traild-writer-" + std::to_string(index)),
-        rng_(std::random_device{}()) {}
+        rng_(std::random_device{}()),
+        known_tenants_gauge_(metrics::get().writer_known_tenants(index)) {}
 
   ~writer() { disconnect(); }
 
@@ -89,6 +90,7 @@ class postgres_writer_pool::writer {
   // Tenants whose head row is known to exist: a cache, cleared at
   // pg.known_tenants_max (a miss only costs an INSERT … ON CONFLICT).
   std::unordered_set<std::string> known_tenants_;
+  prometheus::Gauge& known_tenants_gauge_;
   std::string copy_buf_;
   std::string ids_buf_;
   int write_depth_ = 0;
@@ -140,7 +142,7 @@ void postgres_writer_pool::writer::remember_tenants(const std::vector<std::strin
     if (known_tenants_.size() >= max) break;  // a miss only costs an INSERT … ON CONFLICT
     known_tenants_.insert(t);
   }
-  metrics::get().writer_known_tenants(index_).Set(static_cast<double>(known_tenants_.size()));
+  known_tenants_gauge_.Set(static_cast<double>(known_tenants_.size()));
 }
 
 db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& records, bool dedupe, bool uncertain) {

@@ -177,6 +177,10 @@ TEST_CASE("hostile: sizes count headers as well as the body", "[hostile][size]")
   REQUIRE(out.rejected);
   CHECK(out.rejected->code == "too_large");
   CHECK_THAT(out.rejected->message, Catch::Contains("headers + body"));
+  // The size is the wire size of the block the dead-letter store keeps.
+  const std::vector<std::pair<std::string, std::string>> h{{"A", "1"}, {"A", "2"}, {"Content-Type", "x"}};
+  CHECK(header_wire_size(h) == header_wire_text(h).size());
+  CHECK(header_wire_text(h) == "NATS/1.0\r\nA: 1\r\nA: 2\r\nContent-Type: x\r\n\r\n");
   // And the in-flight bound counts them: three copies (raw, parsed, copied).
   CHECK(held_bytes_of(heavy.in) >= 3 * 300 * 1024);
   message light(payload());
