@@ -1,113 +1,73 @@
 #include "actors/batching.h"
 
-#include "common/metrics.h"
-
 namespace trail {
 
-// ---- tenant_batcher ---------------------------------------------------------
+void tenant_groups::add(record_batch&& records) {
+  for (auto& r : records) {
+    auto [it, fresh] = group_of_.emplace(r.tenant_id, groups_.size());
+    if (fresh) groups_.emplace_back();
+    groups_[it->second].push_back(std::move(r));
+  }
+  pending_ += records.size();
+}
 
+record_batch tenant_groups::take(const batcher_limits& limits) {
+  record_batch out;
+  size_t bytes = 0;
+  size_t whole = 0;  // groups taken entirely
+  for (; whole < groups_.size(); ++whole) {
+    auto& g = groups_[whole];
+    if (out.empty() && g.size() <= limits.max_events) {
+      // The common case under light load: the first group fits; move it whole.
+      size_t gb = 0;
+      for (const auto& r : g) gb += r.copy_tail.size();
+      if (gb <= limits.max_bytes) {
+        out = std::move(g);
+        bytes = gb;
+        continue;
+      }
+    }
+    size_t k = 0;
+    while (k < g.size() && out.size() < limits.max_events &&
+           (out.empty() || bytes + g[k].copy_tail.size() <= limits.max_bytes)) {
+      bytes += g[k].copy_tail.size();
+      out.push_back(std::move(g[k]));
+      ++k;
+    }
+    if (k < g.size()) {  // the transaction is full: the rest of this tenant waits
+      g.erase(g.begin(), g.begin() + static_cast<long>(k));
+      break;
+    }
+  }
+  groups_.erase(groups_.begin(), groups_.begin() + static_cast<long>(whole));
+  group_of_.clear();
+  for (size_t i = 0; i < groups_.size(); ++i) group_of_.emplace(groups_[i].front().tenant_id, i);
+  pending_ -= out.size();
+  return out;
+}
 
-caf::behavior tenant_batcher(caf::stateful_actor<batcher_state>* self, std::string tenant, caf::actor router,
-                             const config* cfg, batch_sink* sink) {
-  self->state.tenant = std::move(tenant);
-  self->state.last_flush = self->clock().now();
-  const auto linger = std::chrono::milliseconds(cfg->batch_max_linger_ms);
-  const auto idle = std::chrono::seconds(cfg->batcher_idle_s);
-  auto arm_idle = [=](std::chrono::steady_clock::duration after) {
-    if (self->state.idle_armed) return;
-    self->state.idle_armed = true;
-    self->delayed_send(self, after, idle_atom::value);
-  };
-  auto flush = [=] {
+caf::behavior lane_batcher(caf::stateful_actor<batcher_state>* self, size_t lane, batcher_limits limits,
+                           batch_sink* sink) {
+  self->state.lane = lane;
+  prometheus::Gauge* pending_gauge = &metrics::get().batcher_pending(lane);
+  // Hands the writer its next transaction if it is waiting for one.
+  auto hand_over = [=] {
     auto& st = self->state;
-    if (!st.pending.empty()) sink->submit(std::move(st.pending));
-    st.pending = {};
-    st.pending_bytes = 0;
-    ++st.epoch;
-    st.linger_armed = false;
-    st.last_flush = self->clock().now();
-    arm_idle(idle);
+    if (st.writer_idle && st.waiting.pending() > 0) {
+      st.writer_idle = false;
+      sink->submit(st.lane, st.waiting.take(limits));
+    }
+    pending_gauge->Set(static_cast<double>(st.waiting.pending()));
   };
   return {
       [=](record_batch& records) {
-        auto& st = self->state;
-        ++st.received;
-        sample_mailbox(self, st.handled, metrics::get().mailbox_batcher);
-        if (st.pending.empty()) st.pending.reserve(records.size());
-        for (auto& r : records) {
-          st.pending_bytes += r.copy_tail.size();
-          st.pending.push_back(std::move(r));
-        }
-        if (static_cast<int64_t>(st.pending.size()) >= cfg->batch_max_events ||
-            static_cast<int64_t>(st.pending_bytes) >= cfg->batch_max_bytes) {
-          flush();
-        } else if (!st.linger_armed) {
-          st.linger_armed = true;
-          self->delayed_send(self, linger, flush_atom::value, st.epoch);
-        }
+        sample_mailbox(self, self->state.handled, metrics::get().mailbox_batcher);
+        self->state.waiting.add(std::move(records));
+        hand_over();
       },
-      [=](flush_atom, uint64_t epoch) {
-        if (epoch == self->state.epoch) flush();
-      },
-      [=](flush_atom) { flush(); },
-      [=](idle_atom) {
-        auto& st = self->state;
-        st.idle_armed = false;
-        if (!st.pending.empty()) return;  // busy: the next flush re-arms
-        const auto quiet = self->clock().now() - st.last_flush;
-        if (quiet >= idle) self->send(router, idle_atom::value, st.tenant, st.received);
-        else arm_idle(idle - quiet);
-      },
-      [=](retire_atom) {
-        if (!self->state.pending.empty()) flush();
-        self->quit();
-      },
-  };
-}
-
-// ---- tenant_router ----------------------------------------------------------
-
-
-caf::behavior tenant_router(caf::stateful_actor<router_state>* self, const config* cfg, batch_sink* sink) {
-  metrics::get().batchers_limit.Set(static_cast<double>(cfg->max_tenant_batchers));
-  return {
-      [=](tenant_groups& groups) {
-        auto& st = self->state;
-        sample_mailbox(self, st.handled, metrics::get().mailbox_router);
-        for (auto& g : groups) {
-          auto it = st.batchers.find(g.front().tenant_id);
-          if (it == st.batchers.end()) {
-            if (st.batchers.size() >= static_cast<size_t>(cfg->max_tenant_batchers)) {
-              // At the bound (e.g. a flood of random tenant ids): the records
-              // share one overflow batcher, which is never retired. Writers
-              // handle batches of mixed tenants.
-              if (!st.overflow) {
-                st.overflow = self->spawn<caf::linked>(tenant_batcher, std::string(), caf::actor_cast<caf::actor>(self), cfg, sink);
-                metrics::get().batchers.Set(static_cast<double>(st.batchers.size() + 1));
-              }
-              metrics::get().overflow_records.Increment(static_cast<double>(g.size()));
-              self->send(st.overflow, std::move(g));
-              continue;
-            }
-            it = st.batchers.emplace(g.front().tenant_id, router_state::entry{}).first;
-            it->second.batcher = self->spawn<caf::linked>(tenant_batcher, g.front().tenant_id, caf::actor_cast<caf::actor>(self), cfg, sink);
-            metrics::get().batchers.Set(static_cast<double>(st.batchers.size() + (st.overflow ? 1 : 0)));
-          }
-          ++it->second.sent;
-          self->send(it->second.batcher, std::move(g));
-        }
-      },
-      [=](idle_atom, const std::string& tenant, uint64_t received) {
-        auto it = self->state.batchers.find(tenant);
-        // Retire only if every record message sent to it has been received.
-        if (it == self->state.batchers.end() || it->second.sent != received) return;
-        self->send(it->second.batcher, retire_atom::value);
-        self->state.batchers.erase(it);
-        metrics::get().batchers.Set(static_cast<double>(self->state.batchers.size() + (self->state.overflow ? 1 : 0)));
-      },
-      [=](flush_atom) {
-        for (auto& [tenant, e] : self->state.batchers) self->send(e.batcher, flush_atom::value);
-        if (self->state.overflow) self->send(self->state.overflow, flush_atom::value);
+      [=](ready_atom) {
+        self->state.writer_idle = true;
+        hand_over();
       },
   };
 }

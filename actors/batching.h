@@ -1,66 +1,70 @@
 #pragma once
-// Tenant batching actors (CAF 0.17), exposed for deterministic tests.
+// Batcher actors (CAF 0.17), one per writer lane, exposed for deterministic tests.
 //
-// tenant_router owns the tenant -> batcher map. It spawns a linked
-// tenant_batcher on a tenant's first records (while fewer than
-// batch.max_tenant_batchers live; beyond that, records go to one shared
-// overflow batcher) and retires it when the batcher
-// reports itself idle, but only if the batcher has received every record
-// message the router sent it (so no records can be in flight to a stopping
-// batcher). A batcher owns its pending records until it flushes them into the
-// batch_sink: at batch.max_events, at batch.max_bytes, or batch.max_linger_ms
-// after its first pending record (a timer armed only while records wait).
+// A batcher receives the records of its lane from the validators (one message
+// per validated chunk), keeps them grouped by tenant, and hands its writer one
+// transaction's worth — whole tenant batches, tenant after tenant — each time
+// the writer asks for work (`ready_atom`, sent from the writer's thread after
+// each transaction). So batch size follows load with no linger and no knob:
+// at a trickle the writer is idle and an event is written as soon as it is
+// validated; under load events gather for as long as one transaction takes and
+// the next transaction is larger (group commit). A handed batch is at most
+// pg.txn_max_events / pg.txn_max_bytes; what remains waits for the next ask.
+// Memory is bounded by the in-flight gate at the fetch loop: the batcher holds
+// nothing the gate has not counted.
 
 #include <caf/all.hpp>
 
-#include <chrono>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "common/metrics.h"
 #include "common/record.h"
-#include "config/config.h"
 #include "sinks/sink.h"
 
 namespace trail {
-using tenant_groups = std::vector<record_batch>;
+
 }  // namespace trail
 
-// Local-only message types (never serialized).
+// Local-only message type (never serialized).
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(trail::record_batch)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(trail::tenant_groups)
 
 namespace trail {
 
-using flush_atom = caf::atom_constant<caf::atom("flush")>;
-using idle_atom = caf::atom_constant<caf::atom("idle")>;
-using retire_atom = caf::atom_constant<caf::atom("retire")>;
+using ready_atom = caf::atom_constant<caf::atom("ready")>;
+
+struct batcher_limits {
+  size_t max_events = 4000;       // pg.txn_max_events
+  size_t max_bytes = 16u << 20;   // pg.txn_max_bytes (COPY bytes)
+};
+
+// Records waiting for a writer, grouped by tenant in the order tenants first
+// appeared. Pure (no actor); the lane batcher and the micro-benchmark use it.
+class tenant_groups {
+ public:
+  void add(record_batch&& records);
+  // At most `limits` worth of records (whole tenant groups first; a group
+  // larger than what is left is split; one record always goes), in order.
+  record_batch take(const batcher_limits& limits);
+  size_t pending() const { return pending_; }
+
+ private:
+  std::vector<record_batch> groups_;
+  std::unordered_map<std::string, size_t> group_of_;
+  size_t pending_ = 0;
+};
 
 struct batcher_state {
-  std::string tenant;
-  record_batch pending;
-  size_t pending_bytes = 0;
-  uint64_t epoch = 0;           // identifies the current linger timer
-  bool linger_armed = false;
-  bool idle_armed = false;
-  uint64_t received = 0;        // record messages received from the router
-  uint32_t handled = 0;
-  caf::actor_clock::time_point last_flush;  // the actor's clock: tests move it
-};
-
-caf::behavior tenant_batcher(caf::stateful_actor<batcher_state>* self, std::string tenant, caf::actor router,
-                             const config* cfg, batch_sink* sink);
-
-struct router_state {
-  struct entry {
-    caf::actor batcher;
-    uint64_t sent = 0;
-  };
-  std::unordered_map<std::string, entry> batchers;  // at most batch.max_tenant_batchers
-  caf::actor overflow;  // shared by tenants beyond the bound; spawned on first need
+  size_t lane = 0;
+  tenant_groups waiting;
+  bool writer_idle = true;  // the writer asked for work and has none
   uint32_t handled = 0;
 };
+
+// `sink` must outlive the actor; it calls back with ready_atom (see above).
+caf::behavior lane_batcher(caf::stateful_actor<batcher_state>* self, size_t lane, batcher_limits limits,
+                           batch_sink* sink);
 
 // Called from inside an actor's handler (mailbox().size() belongs to the
 // actor's own thread): records its mailbox depth every kMailboxSampleEvery-th call.
@@ -68,8 +72,5 @@ template <class Self>
 void sample_mailbox(Self* self, uint32_t& handled, prometheus::Histogram& h) {
   if (++handled % metrics::kMailboxSampleEvery == 0) h.Observe(static_cast<double>(self->mailbox().size()));
 }
-
-// Receives tenant_groups (each group: records of one tenant).
-caf::behavior tenant_router(caf::stateful_actor<router_state>* self, const config* cfg, batch_sink* sink);
 
 }  // namespace trail

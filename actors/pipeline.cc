@@ -26,20 +26,19 @@ namespace {
 
 struct validator_state {
   std::unique_ptr<event_decoder> decoder;
-  std::unordered_map<std::string, size_t> group_of;
+  std::vector<record_batch> by_lane;
   uint32_t handled = 0;
 };
 
-caf::behavior validator(caf::stateful_actor<validator_state>* self, caf::actor router, decoder_limits limits,
-                        uint64_t max_deliver, message_settler* settler) {
+caf::behavior validator(caf::stateful_actor<validator_state>* self, std::vector<caf::actor> batchers,
+                        const batch_sink* sink, decoder_limits limits, uint64_t max_deliver, message_settler* settler) {
   self->state.decoder = std::make_unique<event_decoder>(limits);
+  self->state.by_lane.resize(batchers.size());
   return {
       [=](inbound_chunk& chunk) {
         auto& m = metrics::get();
         sample_mailbox(self, self->state.handled, m.mailbox_validator);
-        tenant_groups groups;
-        auto& group_of = self->state.group_of;
-        group_of.clear();
+        auto& by_lane = self->state.by_lane;
         for (inbound_message* msg : chunk) {
           if (msg->delivered > max_deliver) {
             // Tried max_deliver times already. The broker never gives up on a
@@ -61,13 +60,11 @@ caf::behavior validator(caf::stateful_actor<validator_state>* self, caf::actor r
           }
           // Set before any record leaves this actor: the finalizer counts down.
           msg->outstanding.store(static_cast<uint32_t>(out.records.size()), std::memory_order_release);
-          for (auto& r : out.records) {
-            auto [it, fresh] = group_of.emplace(r.tenant_id, groups.size());
-            if (fresh) groups.emplace_back();
-            groups[it->second].push_back(std::move(r));
-          }
+          for (auto& r : out.records) by_lane[sink->lane_of(r.tenant_id)].push_back(std::move(r));
         }
-        if (!groups.empty()) self->send(router, std::move(groups));
+        // One message per lane per chunk; the batcher groups by tenant.
+        for (size_t lane = 0; lane < by_lane.size(); ++lane)
+          if (!by_lane[lane].empty()) self->send(batchers[lane], std::exchange(by_lane[lane], {}));
       },
   };
 }
@@ -90,19 +87,25 @@ struct actor_pipeline::impl {
   explicit impl(const config& cfg) : system(configure(system_config, cfg)) {}
   caf::actor_system_config system_config;
   caf::actor_system system;
-  caf::actor router;
+  std::vector<caf::actor> batchers;  // one per writer lane
   std::vector<caf::actor> validators;
   std::atomic<size_t> next{0};
 };
 
 actor_pipeline::actor_pipeline(const config& cfg, batch_sink& sink, message_settler& settler, size_t max_message_bytes)
     : impl_(std::make_unique<impl>(cfg)) {
-  impl_->router = impl_->system.spawn(tenant_router, &cfg, &sink);
+  const batcher_limits blimits{static_cast<size_t>(cfg.txn_max_events), static_cast<size_t>(cfg.txn_max_bytes)};
+  for (size_t lane = 0; lane < sink.lanes(); ++lane) {
+    caf::actor b = impl_->system.spawn(lane_batcher, lane, blimits, &sink);
+    // The writer asks for its next transaction from its own thread.
+    sink.on_ready(lane, [b] { caf::anon_send(b, ready_atom::value); });
+    impl_->batchers.push_back(std::move(b));
+  }
   decoder_limits limits{static_cast<size_t>(cfg.max_event_bytes), static_cast<size_t>(cfg.max_batch_bytes),
                         static_cast<size_t>(cfg.max_batch_events), static_cast<size_t>(cfg.max_json_depth),
                         static_cast<size_t>(cfg.max_object_keys), max_message_bytes};
   for (int64_t i = 0; i < cfg.validators; ++i)
-    impl_->validators.push_back(impl_->system.spawn(validator, impl_->router, limits, static_cast<uint64_t>(cfg.max_deliver), &settler));
+    impl_->validators.push_back(impl_->system.spawn(validator, impl_->batchers, &sink, limits, static_cast<uint64_t>(cfg.max_deliver), &settler));
 }
 
 actor_pipeline::~actor_pipeline() { stop(); }
@@ -112,12 +115,11 @@ void actor_pipeline::deliver(std::vector<inbound_message*>&& chunk) {
   caf::anon_send(impl_->validators[i], std::move(chunk));
 }
 
-void actor_pipeline::flush_all() { caf::anon_send(impl_->router, flush_atom::value); }
-
 void actor_pipeline::stop() {
   if (!impl_ || impl_->validators.empty()) return;
   for (auto& v : impl_->validators) caf::anon_send_exit(v, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(impl_->router, caf::exit_reason::user_shutdown);
+  for (auto& b : impl_->batchers) caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+  impl_->batchers.clear();
   impl_->validators.clear();
   impl_->system.await_all_actors_done();
 }

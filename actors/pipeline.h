@@ -2,15 +2,14 @@
 // The actor part of the pipeline (CAF 0.17):
 //
 //   fetch thread --deliver()--> validator actors (a pool, round robin)
-//        --tenant groups--> tenant_router --records--> tenant_batcher (one per tenant)
-//        --batch_sink::submit--> writers
+//        --records of one lane--> lane batcher (one per writer)
+//        --batch_sink::submit--> that lane's writer --ready--> lane batcher
 //
-// Validators parse and validate (CPU only, no I/O). The router owns the
-// tenant -> batcher map: it spawns a batcher on a tenant's first event and
-// retires it after it has been idle, with a handshake that counts messages so
-// that no records can be in flight to a batcher that stops. Batchers flush on
-// max events, max bytes or max linger; their linger timer is armed only while
-// records are waiting. Nothing here blocks.
+// One actor message per fetched chunk per hop. Validators parse and validate
+// (CPU only, no I/O) and split a chunk's records by writer lane (a tenant's
+// lane is fixed). A lane batcher groups its records by tenant and hands its
+// writer one transaction's worth whenever the writer asks (actors/batching.h):
+// batch size follows load without a linger. Nothing here blocks.
 
 #include <memory>
 #include <vector>
@@ -30,8 +29,6 @@ class actor_pipeline {
 
   // Called by the fetch thread; never blocks.
   void deliver(std::vector<inbound_message*>&& chunk);
-  // Every batcher hands its records to the sink now (shutdown).
-  void flush_all();
   // Stops every actor and waits for them.
   void stop();
 

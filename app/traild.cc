@@ -6,7 +6,7 @@
 //   traild [--config FILE] config show   print the effective settings, secrets masked
 //
 // Threads of `run`: main (start-up, then shutdown), a signal waiter, the fetch
-// thread, CAF's scheduler (validators, router, batchers), one thread per
+// thread, CAF's scheduler (validators, lane batchers), one thread per
 // PostgreSQL writer, the commit finalizer, the dead-letter publisher, the
 // partition keeper, the HTTP server's pool and the metrics exposer.
 
@@ -156,7 +156,6 @@ int run(const config& cfg) {
   }).detach();
   http.set_draining();
   source.stop_fetching();
-  pipeline.flush_all();
   const bool drained = source.gate().wait_drained(drain_until);
   if (!drained) {
     // Hand back what is not committed now, before anything else can get
@@ -235,6 +234,7 @@ int main(int argc, char** argv) {
                          : cfg.log_level == "error" ? log::level::error
                                                     : log::level::info;
   log::configure(cfg.log_format == "json", lvl);
+  for (const auto& line : cfg.retired) log::warn("config", line);
 
   if (show_cmd->parsed()) {
     for (auto& [k, v] : describe(cfg)) std::cout << k << " = " << v << "\n";

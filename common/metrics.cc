@@ -30,9 +30,6 @@ metrics::metrics()
       republish_unconfirmed(BuildGauge().Name("trail_republish_unconfirmed").Help("Committed-event republishes sent and not yet confirmed by the broker (bound: nats.publish_max_pending)").Register(*registry_).Add({})),
       dead_letters_in_database(counter(*registry_, "trail_dead_letters_in_database_total",
                                        "Dead letters kept in audit.dead_letters because the broker cannot carry them")),
-      overflow_records(counter(*registry_, "trail_overflow_batcher_records_total",
-                               "Records batched by the shared overflow batcher (tenant batchers at batch.max_tenant_batchers)")),
-      batchers_limit(BuildGauge().Name("trail_tenant_batchers_limit").Help("Bound on live tenant batchers (batch.max_tenant_batchers)").Register(*registry_).Add({})),
       commits(counter(*registry_, "trail_commits_total", "COPY transactions committed")),
       batch_events(BuildHistogram()
                        .Name("trail_transaction_events")
@@ -65,18 +62,17 @@ metrics::metrics()
       inflight_bytes_limit(BuildGauge().Name("trail_inflight_bytes_limit").Help("Bound on in-flight bytes (limits.inflight_max_bytes)").Register(*registry_).Add({})),
       backpressure_pauses(counter(*registry_, "trail_backpressure_pauses_total", "Times fetching paused because the in-flight bound was reached")),
       backpressure_seconds(counter(*registry_, "trail_backpressure_seconds_total", "Time spent with fetching paused at the in-flight bound")),
-      batchers(BuildGauge().Name("trail_tenant_batchers").Help("Live tenant batcher actors").Register(*registry_).Add({})),
       consumer_pending(BuildGauge().Name("trail_consumer_pending_messages").Help("Messages the durable consumer has not delivered yet (polled)").Register(*registry_).Add({})),
       consumer_ack_pending(BuildGauge().Name("trail_consumer_ack_pending_messages").Help("Messages delivered and not acked yet (polled)").Register(*registry_).Add({})),
       pg_connections_busy(BuildGauge().Name("trail_pg_connections").Help("PostgreSQL writer connections, by state").Register(*registry_).Add({{"state", "busy"}})),
       pg_connections_idle(BuildGauge().Name("trail_pg_connections").Help("PostgreSQL writer connections, by state").Register(*registry_).Add({{"state", "idle"}})),
       nats_reconnects(counter(*registry_, "trail_nats_reconnects_total", "Reconnections to NATS")),
       mailbox_validator(mailbox_histogram(*registry_, "validator")),
-      mailbox_router(mailbox_histogram(*registry_, "router")),
       mailbox_batcher(mailbox_histogram(*registry_, "batcher")),
       dlq_family_(BuildCounter().Name("trail_events_dead_lettered_total").Help("Messages sent to the dead-letter stream, by reason").Register(*registry_)),
       db_error_family_(BuildCounter().Name("trail_db_errors_total").Help("Failed database round trips, by SQLSTATE class (each is retried or bisected)").Register(*registry_)),
-      known_tenants_family_(BuildGauge().Name("trail_writer_known_tenants").Help("Tenants a writer remembers as having a head row (bound: pg.known_tenants_max)").Register(*registry_)) {
+      known_tenants_family_(BuildGauge().Name("trail_writer_known_tenants").Help("Tenants a writer remembers as having a head row (bound: pg.known_tenants_max)").Register(*registry_)),
+      batcher_pending_family_(BuildGauge().Name("trail_batcher_pending_events").Help("Validated events waiting for their writer's next transaction, by writer lane").Register(*registry_)) {
   for (const auto& r : dead_letter_reasons()) dlq_family_.Add({{"reason", r}});
   for (const auto& c : db_error_classes()) db_error_family_.Add({{"class", c}});
   BuildGauge().Name("trail_build_info").Help("Build information").Register(*registry_).Add({{"version", TRAIL_VERSION}}).Set(1);
@@ -113,6 +109,10 @@ prometheus::Counter& metrics::db_error(const std::string& sqlstate) {
   if (sqlstate.size() == 5) cls = sqlstate.substr(0, 2);
   else if (!sqlstate.empty()) cls = sqlstate;
   return db_error_family_.Add({{"class", cls}});
+}
+
+prometheus::Gauge& metrics::batcher_pending(size_t lane) {
+  return batcher_pending_family_.Add({{"writer", std::to_string(lane)}});
 }
 
 prometheus::Gauge& metrics::writer_known_tenants(int index) {

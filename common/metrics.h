@@ -34,6 +34,7 @@ class metrics {
   prometheus::Counter& db_error(const std::string& sqlstate);
   // Tenants writer `index` remembers as having a head row.
   prometheus::Gauge& writer_known_tenants(int index);
+  prometheus::Gauge& batcher_pending(size_t lane);
   // The label values exported at 0 from the start, so that rate() and
   // absence alerts work before the first occurrence.
   static const std::vector<std::string>& dead_letter_reasons();
@@ -48,8 +49,6 @@ class metrics {
   prometheus::Gauge& republish_retry_backlog;
   prometheus::Gauge& republish_unconfirmed;
   prometheus::Counter& dead_letters_in_database;
-  prometheus::Counter& overflow_records;
-  prometheus::Gauge& batchers_limit;
   prometheus::Counter& commits;
   prometheus::Histogram& batch_events;
   prometheus::Histogram& batch_bytes;
@@ -62,7 +61,6 @@ class metrics {
   prometheus::Gauge& inflight_bytes_limit;
   prometheus::Counter& backpressure_pauses;
   prometheus::Counter& backpressure_seconds;
-  prometheus::Gauge& batchers;
   prometheus::Gauge& consumer_pending;
   prometheus::Gauge& consumer_ack_pending;
   prometheus::Gauge& pg_connections_busy;
@@ -71,7 +69,6 @@ class metrics {
   // Mailbox depth of the validator, router and batcher actors, sampled by the
   // actor itself on every kMailboxSampleEvery-th message it handles.
   prometheus::Histogram& mailbox_validator;
-  prometheus::Histogram& mailbox_router;
   prometheus::Histogram& mailbox_batcher;
   static constexpr uint32_t kMailboxSampleEvery = 64;
 
@@ -86,6 +83,7 @@ class metrics {
   prometheus::Family<prometheus::Counter>& dlq_family_;
   prometheus::Family<prometheus::Counter>& db_error_family_;
   prometheus::Family<prometheus::Gauge>& known_tenants_family_;
+  prometheus::Family<prometheus::Gauge>& batcher_pending_family_;
   std::unique_ptr<top_tenants> tenants_;
 };
 

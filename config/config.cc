@@ -28,6 +28,20 @@ struct knob {
 constexpr int64_t KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
 constexpr int64_t kDay = 86400;
 
+// Settings an earlier Trail read and this one no longer does: accepted in a
+// file or the environment (so an upgrade does not fail to start) and reported
+// by traild as a warning with the reason.
+const std::vector<std::pair<const char*, const char*>>& retired_knobs() {
+  static const std::vector<std::pair<const char*, const char*>> all = {
+      {"batch.max_events", "batch size now follows load: a writer takes what gathered during its last transaction (pg.txn_max_events bounds it)"},
+      {"batch.max_bytes", "batch size now follows load (pg.txn_max_bytes bounds it)"},
+      {"batch.max_linger_ms", "there is no linger: an idle writer takes an event as soon as it is validated"},
+      {"batch.idle_stop_s", "there are no per-tenant batcher actors to stop"},
+      {"batch.max_tenant_batchers", "there are no per-tenant batcher actors; batchers are one per writer"},
+  };
+  return all;
+}
+
 const std::vector<knob>& knobs() {
   static const std::vector<knob> all = {
       {"nats.url", &config::nats_url, "nats://127.0.0.1:4222", "URL",
@@ -43,7 +57,7 @@ const std::vector<knob>& knobs() {
       {"nats.consumer", &config::consumer, "trail-ingest", "name",
        "durable pull consumer shared by every traild replica"},
       {"nats.ack_wait_s", &config::ack_wait_s, int64_t{60}, "seconds",
-       "redelivery timeout of an un-acked message; longer than linger + commit", 5},
+       "redelivery timeout of an un-acked message; longer than a transaction", 5},
       {"nats.max_deliver", &config::max_deliver, int64_t{20}, "count",
        "deliveries tried before Trail dead-letters a message (reason max_deliver_exceeded); the broker itself never gives up",
        2},
@@ -95,17 +109,6 @@ const std::vector<knob>& knobs() {
        "also sent as the server's statement_timeout", 1},
       {"pg.known_tenants_max", &config::known_tenants_max, int64_t{100000}, "tenants",
        "tenants each writer remembers as having a head row; at the bound the memory is cleared", 1},
-
-      {"batch.max_events", &config::batch_max_events, int64_t{1000}, "events",
-       "a tenant batch is flushed at this many events", 1},
-      {"batch.max_bytes", &config::batch_max_bytes, int64_t{2 * MiB}, "bytes",
-       "a tenant batch is flushed at this size", 1 * KiB},
-      {"batch.max_linger_ms", &config::batch_max_linger_ms, int64_t{5}, "milliseconds",
-       "a tenant batch is flushed this long after its first event", 1},
-      {"batch.idle_stop_s", &config::batcher_idle_s, int64_t{60}, "seconds",
-       "a tenant batcher that saw nothing for this long is stopped", 1},
-      {"batch.max_tenant_batchers", &config::max_tenant_batchers, int64_t{10000}, "actors",
-       "live tenant batchers; tenants beyond the bound share one overflow batcher", 1},
 
       {"validate.validators", &config::validators, int64_t{0}, "actors",
        "validator actors (0 = one per core)", 0, 256},
@@ -233,7 +236,13 @@ config load_config(const std::string& path, const std::map<std::string, std::str
       for (const auto& [key, value] : *sub) {
         const std::string name = std::string(section.str()) + "." + std::string(key.str());
         auto it = std::find_if(knobs().begin(), knobs().end(), [&](const knob& k) { return name == k.name; });
-        if (it == knobs().end()) throw config_error("config file " + path + ": unknown setting '" + name + "'");
+        if (it == knobs().end()) {
+          auto old = std::find_if(retired_knobs().begin(), retired_knobs().end(), [&](const auto& r) { return name == r.first; });
+          if (old == retired_knobs().end())
+            throw config_error("config file " + path + ": unknown setting '" + name + "'");
+          c.retired.push_back(name + " (in " + path + ") is no longer used: " + old->second);
+          continue;
+        }
         std::string text;
         if (auto s = value.value<std::string>(); s && value.is_string()) text = *s;
         else if (value.is_integer()) text = std::to_string(*value.value<int64_t>());
@@ -248,6 +257,8 @@ config load_config(const std::string& path, const std::map<std::string, std::str
     if (it != env.end()) set_value(c, k, it->second);
     check_range(c, k);
   }
+  for (const auto& [name, why] : retired_knobs())
+    if (env.count(env_name(name))) c.retired.push_back(env_name(name) + " is no longer used: " + why);
   if (c.log_format != "json" && c.log_format != "text") throw config_error("log.format must be json or text");
   if (c.max_ack_pending < c.inflight_max_events)
     throw config_error("nats.max_ack_pending must be at least limits.inflight_max_events");

@@ -48,12 +48,6 @@ struct config {
   int64_t pg_connect_timeout_s;
   int64_t pg_statement_timeout_s;
   int64_t known_tenants_max;
-  // [batch]
-  int64_t batch_max_events;
-  int64_t batch_max_bytes;
-  int64_t batch_max_linger_ms;
-  int64_t batcher_idle_s;
-  int64_t max_tenant_batchers;
   // [validate]
   int64_t validators;
   int64_t max_event_bytes;
@@ -71,6 +65,9 @@ struct config {
   std::string log_format;
   std::string log_level;
   int64_t shutdown_deadline_s;
+  // Retired settings found in the file or the environment, one line each
+  // (traild logs them as warnings; they change nothing).
+  std::vector<std::string> retired;
 };
 
 struct config_error : std::runtime_error {

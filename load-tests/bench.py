@@ -327,7 +327,7 @@ def latency(stack, rate, tag, out_dir, duration, extra=""):
         d = Traild(stack, os.path.join(out_dir, "traild-%s-%d.log" % (tag, i + 1)))
         d.wait_ready()
         # Warm-up at the same rate, not measured: the first seconds of a fresh
-        # traild spawn 1,000 tenant batchers and meet cold caches.
+        # traild create 1,000 tenant heads and meet cold caches.
         loadgen(stack, "--rate %d --duration 10 --mode structured" % rate, out_dir, "%s-%d-warmup" % (tag, i + 1), d)
         s = loadgen(stack, "--rate %d --duration %d --mode structured %s" % (rate, duration, extra), out_dir,
                     "%s-%d" % (tag, i + 1), d)

@@ -15,6 +15,7 @@
 #include "common/time.h"
 #include "sinks/copy_encoding.h"
 #include "sinks/event_columns.h"
+#include "sinks/event_rows.h"
 #include "sinks/pg_session.h"
 
 namespace trail {
@@ -60,6 +61,7 @@ class postgres_writer_pool::writer {
     if (thread_.joinable()) thread_.join();
   }
   void enqueue(record_batch&& b) { queue_.enqueue(std::move(b)); }
+  void set_ready(std::function<void()> f) { ready_ = std::move(f); }
   void abandon() { abandon_ = true; }
 
  private:
@@ -80,7 +82,8 @@ class postgres_writer_pool::writer {
   commit_observer& observer_;
   health& health_;
   pg_session session_;
-  moodycamel::BlockingConcurrentQueue<record_batch> queue_;
+  moodycamel::BlockingConcurrentQueue<record_batch> queue_;  // at most one batch (its batcher waits for ready_)
+  std::function<void()> ready_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> abandon_{false};
@@ -253,22 +256,12 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
     if (same_as[i] >= 0 || stored_seq[i] > 0) continue;
     auto& r = records[i];
     seq[i] = ++head[r.tenant_id];
-    const std::string seq_text = std::to_string(seq[i]);
-    copy_buf_.append(seq_text).push_back('\t');
-    copy_buf_.append(r.copy_tail);
-    copy_text::row_builder id_row(ids_buf_);
-    id_row.text(r.tenant_id);
-    id_row.text(r.ce_source);
-    id_row.text(r.ce_id);
-    id_row.integer(seq[i]);
-    id_row.text(format_rfc3339_us(r.occurred_at_us));
-    id_row.end_row();
+    render_rows(r, seq[i], copy_buf_, ids_buf_);
     ++rows;
   }
   if (rows > 0) {
     // The identities first: a repeat fails here, before the wide rows are sent.
-    if (auto r = session_.copy_in("COPY audit.event_ids (tenant_id, ce_source, ce_id, sequence, occurred_at) FROM STDIN",
-                                  ids_buf_);
+    if (auto r = session_.copy_in(kEventIdsCopy, ids_buf_);
         !r.ok()) {
       if (r.constraint == "event_ids_sequence") {  // a sequence is taken: the head is behind the table
         for (const auto& t : tenants) known_tenants_.erase(t);
@@ -423,47 +416,25 @@ void postgres_writer_pool::writer::write(std::vector<audit_record>&& records, bo
 }
 
 void postgres_writer_pool::writer::run() {
-  std::vector<audit_record> txn;
-  size_t txn_bytes = 0;
   record_batch batch;
   ensure_connected();  // connect before the first batch: /readyz reports it
   auto last_ping = std::chrono::steady_clock::now();
-  auto flush = [&] {
-    if (txn.empty()) return;
-    write(std::move(txn), false);
-    txn = {};
-    txn_bytes = 0;
-  };
   while (true) {
-    bool got;
-    if (txn.empty()) {
-      got = queue_.wait_dequeue_timed(batch, std::chrono::milliseconds(100));
-      if (!got) {
-        if (stop_ || abandon_) return;
-        // Idle: check the connection now and then, so readiness tells the truth.
-        if (std::chrono::steady_clock::now() - last_ping > std::chrono::seconds(2)) {
-          last_ping = std::chrono::steady_clock::now();
-          if (!session_.connected() || !session_.exec("SELECT 1").ok()) {
-            if (!session_.connected()) disconnect();
-            ensure_connected();
-          }
+    if (!queue_.wait_dequeue_timed(batch, std::chrono::milliseconds(100))) {
+      if (stop_ || abandon_) return;
+      // Idle: check the connection now and then, so readiness tells the truth.
+      if (std::chrono::steady_clock::now() - last_ping > std::chrono::seconds(2)) {
+        last_ping = std::chrono::steady_clock::now();
+        if (!session_.connected() || !session_.exec("SELECT 1").ok()) {
+          if (!session_.connected()) disconnect();
+          ensure_connected();
         }
-        continue;
       }
-    } else {
-      got = queue_.try_dequeue(batch);
-      if (!got) {
-        flush();
-        continue;
-      }
+      continue;
     }
-    for (auto& r : batch) {
-      txn_bytes += r.copy_tail.size();
-      txn.push_back(std::move(r));
-    }
-    batch.clear();
-    if (static_cast<int64_t>(txn.size()) >= cfg_.txn_max_events || static_cast<int64_t>(txn_bytes) >= cfg_.txn_max_bytes)
-      flush();
+    write(std::exchange(batch, {}), false);
+    // Ask for the next transaction: what gathered while this one ran.
+    if (ready_) ready_();
   }
 }
 
@@ -486,10 +457,15 @@ void postgres_writer_pool::abandon() {
   for (auto& w : writers_) w->abandon();
 }
 
-void postgres_writer_pool::submit(record_batch&& batch) {
-  if (batch.empty()) return;
-  const size_t i = std::hash<std::string>{}(batch.front().tenant_id) % writers_.size();
-  writers_[i]->enqueue(std::move(batch));
+size_t postgres_writer_pool::lane_of(std::string_view tenant) const {
+  return std::hash<std::string_view>{}(tenant) % writers_.size();
 }
+
+void postgres_writer_pool::submit(size_t lane, record_batch&& batch) {
+  if (batch.empty()) return;
+  writers_[lane]->enqueue(std::move(batch));
+}
+
+void postgres_writer_pool::on_ready(size_t lane, std::function<void()> ready) { writers_[lane]->set_ready(std::move(ready)); }
 
 }  // namespace trail

@@ -1,9 +1,10 @@
 #pragma once
-// Writers: each owns one libpq connection on a thread of its own and writes
-// batches with COPY inside one transaction, merging the batches of several
-// tenants when they are queued together. A tenant always goes to the same
-// writer (hash of its id), so its sequence numbers are assigned in one place;
-// the tenant_heads row lock keeps them gap-free even across traild replicas.
+// Writers ("lanes"): each owns one libpq connection on a thread of its own and
+// writes each batch its lane batcher hands it (whole tenant batches, grouped
+// by tenant) with COPY inside one transaction, then asks for the next. A
+// tenant always goes to the same writer (hash of its id), so its sequence
+// numbers are assigned in one place; the tenant_heads row lock keeps them
+// gap-free even across traild replicas.
 //
 // Failure handling, decided by SQLSTATE:
 //  - 23505 (unique violation): an event is already stored; redo the
@@ -38,7 +39,10 @@ class postgres_writer_pool final : public batch_sink {
   // Gives up on what cannot be written now (shutdown deadline passed): those
   // messages stay un-acked and JetStream redelivers them.
   void abandon();
-  void submit(record_batch&& batch) override;
+  size_t lanes() const override { return writers_.size(); }
+  size_t lane_of(std::string_view tenant) const override;
+  void submit(size_t lane, record_batch&& batch) override;
+  void on_ready(size_t lane, std::function<void()> ready) override;
 
  private:
   class writer;

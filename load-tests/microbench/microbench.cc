@@ -1,10 +1,16 @@
-// trail-microbench: the per-event CPU of Trail's decode path, without servers.
+// trail-microbench: the per-event CPU of Trail's hot path, without servers.
 //
 // Makes --distinct messages with trail-loadgen's generator (not timed), then
-// decodes --count events through the real event_decoder (content mode,
-// CloudEvents envelope, payload validation, COPY row and committed-event
-// rendering) on one thread, as a validator actor does, and reports ns per
-// event. Use it to see a regression in seconds, without the 20-minute bench:
+// takes --count events on one thread through the real code of each step:
+//   decode   event_decoder (content mode, CloudEvents envelope, payload
+//            validation, COPY row and committed-event rendering), as a
+//            validator actor does;
+//   route    the split by writer lane and the batcher's grouping by tenant
+//            into transactions of pg.txn_max_events (tenant_groups);
+//   encode   the writer's COPY rows for audit.event_ids and audit.events
+//            (render_rows), with per-tenant sequences.
+// and reports ns per event (--stage decode stops after the first step). Use
+// it to see a regression in seconds, without the 20-minute bench:
 //
 //   build/bin/trail-microbench                       # 1,000,000 events, mixed modes, medium size
 //   build/bin/trail-microbench --count 5000000 --mode structured --size large
@@ -18,20 +24,26 @@
 #include <string>
 #include <vector>
 
+#include <functional>
+#include <unordered_map>
+
+#include "actors/batching.h"
 #include "actors/event_decoder.h"
+#include "sinks/event_rows.h"
 #include "load-tests/loadgen/generator.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"trail-microbench: ns per event of Trail's decode path, no servers"};
   uint64_t count = 1000000;
   int distinct = 10000;
-  std::string mode_text = "mixed", size_text = "medium";
+  std::string mode_text = "mixed", size_text = "medium", stage = "full";
   double changes = 0.3;
   app.add_option("--count", count, "events to decode (timed)");
   app.add_option("--distinct", distinct, "distinct messages generated beforehand and cycled through");
   app.add_option("--mode", mode_text, "structured|binary|batch|bare|mixed");
   app.add_option("--size", size_text, "small|medium|large");
   app.add_option("--changes-share", changes, "share of events with before/after values");
+  app.add_option("--stage", stage, "full (decode + route + COPY-encode) or decode")->check(CLI::IsMember({"full", "decode"}));
   CLI11_PARSE(app, argc, argv);
 
   trail::loadgen::generator_options opts;
@@ -66,7 +78,21 @@ int main(int argc, char** argv) {
   }
 
   trail::event_decoder decoder;
-  uint64_t events = 0, refused = 0, rendered = 0;
+  const bool full = stage == "full";
+  constexpr size_t kLanes = 2, kChunk = 64;  // pg.writers and the fetch thread's chunk, at their defaults
+  const trail::batcher_limits limits{4000, 16u << 20};
+  trail::tenant_groups lanes[kLanes];
+  trail::record_batch by_lane[kLanes];
+  std::unordered_map<std::string, int64_t> heads;
+  std::string events_copy, ids_copy;
+  uint64_t events = 0, refused = 0, rendered = 0, transactions = 0;
+  auto write = [&](trail::record_batch&& txn) {  // what a writer renders for one transaction
+    events_copy.clear();
+    ids_copy.clear();
+    for (const auto& r : txn) trail::render_rows(r, ++heads[r.tenant_id], events_copy, ids_copy);
+    rendered += events_copy.size() + ids_copy.size();
+    ++transactions;
+  };
   const auto start = std::chrono::steady_clock::now();
   for (uint64_t n = 0; events < count; ++n) {
     auto& p = msgs[n % msgs.size()];
@@ -78,12 +104,25 @@ int main(int argc, char** argv) {
       continue;
     }
     events += out.records.size();
-    for (const auto& r : out.records) rendered += r.copy_tail.size() + r.committed_head.size() + r.data_json.size();
+    if (!full) {
+      for (const auto& r : out.records) rendered += r.copy_tail.size() + r.committed_head.size() + r.data_json.size();
+      continue;
+    }
+    for (auto& r : out.records) by_lane[std::hash<std::string>{}(r.tenant_id) % kLanes].push_back(std::move(r));
+    if ((n + 1) % kChunk != 0 && events < count) continue;
+    for (size_t l = 0; l < kLanes; ++l) {  // the end of a chunk: one hand-off per lane
+      if (by_lane[l].empty()) continue;
+      lanes[l].add(std::exchange(by_lane[l], {}));
+      while (lanes[l].pending() >= limits.max_events) write(lanes[l].take(limits));
+    }
   }
+  for (auto& lane : lanes)
+    while (lane.pending() > 0) write(lane.take(limits));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("{\"mode\":\"%s\",\"size\":\"%s\",\"events\":%llu,\"refused\":%llu,\"seconds\":%.3f,"
+  std::printf("{\"stage\":\"%s\",\"mode\":\"%s\",\"size\":\"%s\",\"transactions\":%llu,\"events\":%llu,\"refused\":%llu,\"seconds\":%.3f,"
               "\"ns_per_event\":%.0f,\"events_per_s\":%.0f,\"input_bytes_per_message\":%.0f,\"rendered_bytes\":%llu}\n",
-              mode_text.c_str(), size_text.c_str(), static_cast<unsigned long long>(events),
+              stage.c_str(), mode_text.c_str(), size_text.c_str(), static_cast<unsigned long long>(transactions),
+              static_cast<unsigned long long>(events),
               static_cast<unsigned long long>(refused), secs, secs * 1e9 / static_cast<double>(events),
               static_cast<double>(events) / secs, static_cast<double>(bytes) / distinct,
               static_cast<unsigned long long>(rendered));

@@ -1,7 +1,11 @@
-// Tenant router and batchers on CAF's deterministic test scheduler: time only
-// moves when the test advances it.
+// Lane batchers on CAF's deterministic test scheduler: messages are delivered
+// only when the test runs the scheduler, and the "writer" is the test itself,
+// which says when it is ready for the next transaction.
 #include <catch2/catch.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
+
+#include <map>
+#include <random>
 
 #include "actors/batching.h"
 #include "common/metrics.h"
@@ -10,153 +14,167 @@ namespace {
 
 using namespace trail;
 
-struct collecting_sink final : batch_sink {
-  std::vector<record_batch> batches;
-  void submit(record_batch&& b) override { batches.push_back(std::move(b)); }
+struct lane_sink final : batch_sink {
+  std::vector<record_batch> submitted;
+  size_t lanes() const override { return 1; }
+  size_t lane_of(std::string_view) const override { return 0; }
+  void submit(size_t lane, record_batch&& b) override {
+    REQUIRE(lane == 0);
+    submitted.push_back(std::move(b));
+  }
+  void on_ready(size_t, std::function<void()>) override {}
   size_t events() const {
     size_t n = 0;
-    for (const auto& b : batches) n += b.size();
+    for (const auto& b : submitted) n += b.size();
     return n;
   }
 };
 
-record_batch records(const std::string& tenant, int n) {
+record_batch records(const std::string& tenant, int n, int first = 0, size_t bytes = 100) {
   record_batch b;
   for (int i = 0; i < n; ++i) {
     audit_record r;
     r.tenant_id = tenant;
-    r.ce_id = std::to_string(i);
-    r.copy_tail = std::string(100, 'x');
+    r.ce_id = std::to_string(first + i);
+    r.copy_tail = std::string(bytes, 'x');
     b.push_back(std::move(r));
   }
   return b;
 }
 
+std::string tenants_of(const record_batch& b) {
+  std::string out;
+  for (const auto& r : b) out += r.tenant_id + r.ce_id + " ";
+  return out;
+}
+
 struct fixture {
-  config cfg = load_config("", {});
-  collecting_sink sink;
+  lane_sink sink;
   caf::actor_system_config sys_cfg;
   std::unique_ptr<caf::actor_system> sys;
   caf::scheduler::test_coordinator* sched = nullptr;
-  caf::actor router;
+  caf::actor batcher;
 
-  fixture() {
-    cfg.batch_max_events = 3;
-    cfg.batch_max_bytes = 1 << 20;
-    cfg.batch_max_linger_ms = 50;
-    cfg.batcher_idle_s = 60;
+  explicit fixture(batcher_limits limits = {}) {
     sys_cfg.set("scheduler.policy", caf::atom("testing"));
     sys_cfg.set("logger.console", caf::atom("none"));
     sys = std::make_unique<caf::actor_system>(sys_cfg);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-    router = sys->spawn(tenant_router, &cfg, &sink);
+    batcher = sys->spawn(lane_batcher, size_t{0}, limits, &sink);
   }
   ~fixture() {
-    caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(batcher, caf::exit_reason::user_shutdown);
     sched->run();
   }
-  void send(tenant_groups g) {
-    caf::anon_send(router, std::move(g));
+  void send(record_batch b) {
+    caf::anon_send(batcher, std::move(b));
+    sched->run();
+  }
+  void ready() {
+    caf::anon_send(batcher, ready_atom::value);
     sched->run();
   }
 };
 
 }  // namespace
 
-TEST_CASE("a batcher flushes at max_events and after max_linger", "[batching]") {
+TEST_CASE("an idle writer gets an event as soon as it is validated: no linger", "[batching]") {
   fixture f;
-  tenant_groups g;
-  g.push_back(records("acme", 2));
-  f.send(std::move(g));
-  CHECK(f.sink.batches.empty());  // 2 < 3 and no time has passed
-
-  g = {};
-  g.push_back(records("acme", 2));
-  f.send(std::move(g));
-  REQUIRE(f.sink.batches.size() == 1);  // reached 3: flushed at once
-  CHECK(f.sink.batches[0].size() == 4);
-
-  g = {};
-  g.push_back(records("acme", 1));
-  f.send(std::move(g));
-  CHECK(f.sink.batches.size() == 1);
-  f.sched->advance_time(std::chrono::milliseconds(49));
-  f.sched->run();
-  CHECK(f.sink.batches.size() == 1);
-  f.sched->advance_time(std::chrono::milliseconds(1));
-  f.sched->run();
-  REQUIRE(f.sink.batches.size() == 2);
-  CHECK(f.sink.batches[1].size() == 1);
-  CHECK(f.sink.batches[1][0].tenant_id == "acme");
+  f.send(records("acme", 1));
+  REQUIRE(f.sink.submitted.size() == 1);
+  CHECK(tenants_of(f.sink.submitted[0]) == "acme0 ");
+  // An idle writer with nothing to do stays idle: the next event also goes at once.
+  f.ready();
+  CHECK(f.sink.submitted.size() == 1);
+  f.send(records("acme", 1, 1));
+  REQUIRE(f.sink.submitted.size() == 2);
+  CHECK(tenants_of(f.sink.submitted[1]) == "acme1 ");
 }
 
-TEST_CASE("tenants are batched apart", "[batching]") {
+TEST_CASE("while the writer is busy, events gather by tenant and go together when it asks", "[batching]") {
   fixture f;
-  tenant_groups g;
-  g.push_back(records("a", 3));
-  g.push_back(records("b", 1));
-  f.send(std::move(g));
-  REQUIRE(f.sink.batches.size() == 1);
-  CHECK(f.sink.batches[0].front().tenant_id == "a");
-  f.sched->advance_time(std::chrono::milliseconds(50));
-  f.sched->run();
-  REQUIRE(f.sink.batches.size() == 2);
-  CHECK(f.sink.batches[1].front().tenant_id == "b");
+  f.send(records("a", 1));  // the writer takes it and is busy now
+  REQUIRE(f.sink.submitted.size() == 1);
+  f.send(records("b", 2));
+  record_batch mixed = records("a", 2, 1);
+  for (auto& r : records("c", 1)) mixed.push_back(std::move(r));
+  for (auto& r : records("b", 1, 2)) mixed.push_back(std::move(r));
+  f.send(std::move(mixed));
+  CHECK(f.sink.submitted.size() == 1);  // nothing handed while the writer is busy
+  CHECK(metrics::get().batcher_pending(0).Value() == 6);
+  f.ready();
+  REQUIRE(f.sink.submitted.size() == 2);
+  // Whole tenant batches, tenants in order of first arrival, events in arrival order.
+  CHECK(tenants_of(f.sink.submitted[1]) == "b0 b1 b2 a1 a2 c0 ");
+  CHECK(metrics::get().batcher_pending(0).Value() == 0);
 }
 
-TEST_CASE("an idle batcher is retired and a new one takes over without losing records", "[batching]") {
-  fixture f;
-  tenant_groups g;
-  g.push_back(records("acme", 1));
-  f.send(std::move(g));
-  f.sched->advance_time(std::chrono::milliseconds(50));
-  f.sched->run();
-  REQUIRE(f.sink.events() == 1);
-  CHECK(metrics::get().batchers.Value() == 1);
-  // After batch.idle_stop_s of quiet the batcher asks to retire; the router agrees.
-  f.sched->advance_time(std::chrono::seconds(61));
-  f.sched->run();
-  CHECK(metrics::get().batchers.Value() == 0);
-  // Records for the tenant still arrive and are flushed (by a fresh batcher).
-  g = {};
-  g.push_back(records("acme", 3));
-  f.send(std::move(g));
-  CHECK(f.sink.events() == 4);
+TEST_CASE("a transaction is bounded by pg.txn_max_events and pg.txn_max_bytes, the rest waits for the next ask",
+          "[batching]") {
+  SECTION("events") {
+    fixture f(batcher_limits{3, 1 << 20});
+    f.send(records("a", 1));
+    f.send(records("a", 2, 1));
+    f.send(records("b", 3));
+    f.ready();
+    REQUIRE(f.sink.submitted.size() == 2);
+    CHECK(tenants_of(f.sink.submitted[1]) == "a1 a2 b0 ");  // tenant b is split at the bound
+    f.ready();
+    REQUIRE(f.sink.submitted.size() == 3);
+    CHECK(tenants_of(f.sink.submitted[2]) == "b1 b2 ");
+    f.ready();
+    CHECK(f.sink.submitted.size() == 3);
+  }
+  SECTION("bytes") {
+    fixture f(batcher_limits{1000, 250});
+    f.send(records("a", 1));
+    f.send(records("a", 4, 1));  // 100 bytes each
+    f.ready();
+    REQUIRE(f.sink.submitted.size() == 2);
+    CHECK(f.sink.submitted[1].size() == 2);
+    f.ready();
+    CHECK(f.sink.submitted[2].size() == 2);
+  }
+  SECTION("one event larger than the byte bound still goes, alone") {
+    fixture f(batcher_limits{1000, 50});
+    f.send(records("a", 2, 0, 100));
+    f.ready();
+    REQUIRE(f.sink.submitted.size() == 2);
+    CHECK(f.sink.submitted[0].size() == 1);
+    CHECK(f.sink.submitted[1].size() == 1);
+  }
 }
 
-TEST_CASE("flush_atom at the router flushes every batcher", "[batching]") {
-  fixture f;
-  tenant_groups g;
-  g.push_back(records("a", 1));
-  g.push_back(records("b", 2));
-  f.send(std::move(g));
-  CHECK(f.sink.events() == 0);
-  caf::anon_send(f.router, flush_atom::value);
-  f.sched->run();
-  CHECK(f.sink.events() == 3);
-}
-
-TEST_CASE("hostile: a flood of tenant ids is capped at batch.max_tenant_batchers, the rest share the overflow batcher",
-          "[batching][hostile]") {
-  fixture f;
-  f.cfg.max_tenant_batchers = 4;  // read by the router on every message
-  tenant_groups g;
-  for (int t = 0; t < 50; ++t) g.push_back(records("tenant-" + std::to_string(t), 1));
-  const double overflow_before = metrics::get().overflow_records.Value();
-  f.send(std::move(g));
-  // 4 tenant batchers and 1 shared overflow batcher, not 50 actors.
-  CHECK(metrics::get().batchers.Value() == 5);
-  CHECK(metrics::get().overflow_records.Value() - overflow_before == 46);
-  f.sched->advance_time(std::chrono::milliseconds(50));
-  f.sched->run();
-  // Nothing is lost: every record reaches the sink; the overflow batch holds many tenants.
-  CHECK(f.sink.events() == 50);
-  bool mixed = false;
-  for (const auto& b : f.sink.batches)
-    for (const auto& r : b) mixed |= r.tenant_id != b.front().tenant_id;
-  CHECK(mixed);
-  // Idle tenant batchers retire; the overflow batcher stays (it is never retired).
-  f.sched->advance_time(std::chrono::seconds(61));
-  f.sched->run();
-  CHECK(metrics::get().batchers.Value() == 1);
+TEST_CASE("take_transaction: nothing lost or reordered within a tenant, whatever the chunks", "[batching]") {
+  std::mt19937 rng(7);
+  batcher_limits limits{37, 1 << 20};
+  fixture f(limits);
+  std::map<std::string, int> sent;
+  for (int chunk = 0; chunk < 200; ++chunk) {
+    record_batch b;
+    const int n = static_cast<int>(rng() % 20);
+    for (int i = 0; i < n; ++i) {
+      const std::string t = "t" + std::to_string(rng() % 9);
+      for (auto& r : records(t, 1, sent[t]++)) b.push_back(std::move(r));
+    }
+    f.send(std::move(b));
+    if (rng() % 3 == 0) f.ready();
+  }
+  for (int i = 0; i < 200; ++i) f.ready();
+  size_t total = 0;
+  std::map<std::string, int> next;
+  for (const auto& txn : f.sink.submitted) {
+    CHECK(txn.size() <= limits.max_events);
+    for (const auto& r : txn) {
+      CHECK(r.ce_id == std::to_string(next[r.tenant_id]));
+      ++next[r.tenant_id];
+      ++total;
+    }
+  }
+  size_t expected = 0;
+  for (const auto& [t, n] : sent) {
+    expected += static_cast<size_t>(n);
+    CHECK(next[t] == n);
+  }
+  CHECK(total == expected);
 }

@@ -47,3 +47,22 @@ TEST_CASE("secrets are masked in the effective config", "[config]") {
   for (const auto& [k, v] : trail::describe(c))
     if (k == "pg.dsn") CHECK(v == "postgresql://u:****@h/db");
 }
+
+TEST_CASE("a retired setting is accepted with a reason, an unknown one still refused", "[config]") {
+  const std::string path = "/tmp/trail-config-retired-test.toml";
+  {
+    std::ofstream out(path);
+    out << "[batch]\nmax_linger_ms = 20\nmax_tenant_batchers = 5\n";
+  }
+  const trail::config c = trail::load_config(path, {{"TRAIL_BATCH_MAX_EVENTS", "10"}});
+  REQUIRE(c.retired.size() == 3);
+  CHECK(c.retired[0].find("batch.max_linger_ms") != std::string::npos);
+  CHECK(c.retired[0].find("no longer used") != std::string::npos);
+  CHECK(c.retired[2].find("TRAIL_BATCH_MAX_EVENTS") != std::string::npos);
+  {
+    std::ofstream out(path);
+    out << "[batch]\nmax_lingr_ms = 20\n";
+  }
+  CHECK_THROWS_WITH(trail::load_config(path, {}), Catch::Contains("unknown setting 'batch.max_lingr_ms'"));
+  std::remove(path.c_str());
+}
