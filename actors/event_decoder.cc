@@ -196,8 +196,28 @@ bool is_known_payload_field(std::string_view n) {
 
 }  // namespace
 
+namespace {
+// True when no byte has its high bit set. ASCII is valid UTF-8 whatever it
+// holds, so such a text needs no per-character encoding check while parsing
+// (most audit events are ASCII); anything else is parsed with the check.
+bool all_ascii(std::string_view s) {
+  uint64_t acc = 0;
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    acc |= w;
+  }
+  for (; i < s.size(); ++i) acc |= static_cast<unsigned char>(s[i]);
+  return (acc & 0x8080808080808080ULL) == 0;
+}
+}  // namespace
+
 std::optional<rejection> parse_json(std::string_view text, json_document& doc) {
-  doc.Parse<kParseFlags>(text.data(), text.size());
+  if (all_ascii(text))
+    doc.Parse<kParseFlags & ~static_cast<unsigned>(rapidjson::kParseValidateEncodingFlag)>(text.data(), text.size());
+  else
+    doc.Parse<kParseFlags>(text.data(), text.size());
   if (doc.HasParseError()) {
     const auto code = doc.GetParseError();
     std::string msg = std::string("not valid JSON: ") + rapidjson::GetParseError_En(code) +
