@@ -369,6 +369,12 @@ def main():
     sh("cd %s && find . -mindepth 1 -maxdepth 1 ! -name results ! -name node_modules -exec cp -r {} %s/ \\;"
        % (SHARED, WORK))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    # Trail's recommended PostgreSQL settings, applied at initdb by the shared
+    # harness to the ceilings and to Trail alike; a fresh cluster each sitting
+    # so that they are in force.
+    os.environ.setdefault("PG_EXTRA_CONF", os.path.join(ROOT, "config", "postgresql.conf"))
+    sh("cd %s && ./stack.sh stop >/dev/null 2>&1" % WORK, check=False)
+    shutil.rmtree(os.environ.get("PG_DIR", "/tmp/bench-pg"), ignore_errors=True)
 
     # 1. Broker ceilings and the peer, by the shared harness (B1 pre-publishes N events).
     say("shared harness: JetStream publish and pull ceilings, the Node.js peer (%d runs each)" % RUNS)
@@ -457,6 +463,9 @@ def write_report(r, out_dir):
     w("Machine: %s cores (%s), %s GiB; %s; PostgreSQL: %s; libnats %s; fsync on, synchronous_commit on." % (
         env.get("nproc"), env.get("cpu"), env.get("mem_gib"), env.get("nats_server"), env.get("postgres"),
         env.get("libnats")))
+    w("PostgreSQL server settings: %s appended at initdb (for the COPY ceilings and Trail alike)." % (
+        "`config/postgresql.conf`" if os.environ.get("PG_EXTRA_CONF", "").endswith("config/postgresql.conf")
+        else "`%s`" % os.environ.get("PG_EXTRA_CONF", "none")))
     w("Dataset: `../shared/bench/gen_events.py` (%s events, %s bytes on average, 1,000 tenants with Zipf skew);"
       " the load generator's medium profile is of the same size." % ("{:,}".format(r["n"]), env.get("event_bytes_avg")))
     w("")

@@ -28,6 +28,11 @@ rsync -a --exclude results --exclude node_modules "$SHARED/" "$WORK/" 2>/dev/nul
 }
 cd "$WORK"
 export DATA=${DATA:-/tmp/bench-data}
+# Trail's recommended PostgreSQL settings (config/postgresql.conf; PG_EXTRA_CONF=/dev/null for the server's
+# defaults), applied at initdb to the ceilings and to Trail alike: a fresh cluster for each sitting.
+export PG_EXTRA_CONF=${PG_EXTRA_CONF:-$ROOT/config/postgresql.conf}
+./stack.sh stop >/dev/null 2>&1 || true
+rm -rf "${PG_DIR:-/tmp/bench-pg}"
 # CEILINGS="B1" skips the COPY ceilings and the peer (B1 publishes the events).
 N=$N RUNS=$RUNS ONLY="${CEILINGS:-B1 A1 A2 P1}" KEEP_STACK=1 ./run_all.sh
 OUT=$(ls -d "$WORK"/results/*/ | sort | tail -n 1)

@@ -14,6 +14,7 @@
 #   PG_PORT     PostgreSQL port; 0 = a free port (default 5432)
 #   PG_DB       database name (default trail)
 #   PG_SHARED_BUFFERS (default 256MB)
+#   PG_CONF     server settings appended at initdb (default config/postgresql.conf; none = PostgreSQL defaults)
 # Ports chosen once are kept in $STACK_DIR/ports, so a restart reuses them.
 set -euo pipefail
 
@@ -123,6 +124,12 @@ synchronous_commit = on
 full_page_writes = on
 logging_collector = off
 CONF
+  # Trail's recommended server settings (config/postgresql.conf); PG_CONF=none
+  # leaves PostgreSQL's defaults, PG_CONF=<file> appends another file.
+  local conf=${PG_CONF:-$ROOT/config/postgresql.conf}
+  if [ "$conf" != none ]; then
+    { echo "# ---- $conf ----"; cat "$conf"; } >>"$PG_DATA/postgresql.conf"
+  fi
   printf 'local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' >"$PG_DATA/pg_hba.conf"
 }
 
