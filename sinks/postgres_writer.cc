@@ -96,6 +96,8 @@ class postgres_writer_pool::writer {
   prometheus::Gauge& known_tenants_gauge_;
   std::string copy_buf_;
   std::string ids_buf_;
+  // Set by try_write: records whose identity digest is held by another event.
+  std::vector<bool> collided_;
   int write_depth_ = 0;
   bool blocked_ = false;  // counted in health::writers_blocked
 };
@@ -108,7 +110,7 @@ bool postgres_writer_pool::writer::ensure_connected() {
     backoff("cannot connect to PostgreSQL: " + err, "");
     return false;
   }
-  if (auto r = session_.exec("CREATE TEMP TABLE trail_keys (n int, t text, s text, i text) ON COMMIT DELETE ROWS");
+  if (auto r = session_.exec("CREATE TEMP TABLE trail_keys (n int, t text, d uuid, s text, i text) ON COMMIT DELETE ROWS");
       !r.ok()) {
     backoff("cannot prepare the session: " + r.message, r.sqlstate);
     disconnect();
@@ -219,6 +221,7 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
   }
   std::vector<int64_t> stored_seq(records.size(), 0);  // > 0: already in the table
   std::vector<int64_t> stored_at(records.size(), 0);   // its recorded_at
+  collided_.assign(records.size(), false);
   if (dedupe) {
     copy_buf_.clear();
     for (size_t i = 0; i < records.size(); ++i) {
@@ -226,26 +229,35 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
       copy_text::row_builder row(copy_buf_);
       row.integer(static_cast<int64_t>(i));
       row.text(records[i].tenant_id);
+      row.text(digest_hex(identity_digest(records[i].ce_source, records[i].ce_id)));
       row.text(records[i].ce_source);
       row.text(records[i].ce_id);
       row.end_row();
     }
-    if (auto r = session_.copy_in("COPY trail_keys (n, t, s, i) FROM STDIN", copy_buf_); !r.ok()) return r;
+    if (auto r = session_.copy_in("COPY trail_keys (n, t, d, s, i) FROM STDIN", copy_buf_); !r.ok()) return r;
     PGresult* res = nullptr;
+    // Found by its digest; the same event only if source and id match too.
     if (auto r = session_.exec(
-            "SELECT k.n, x.sequence, (extract(epoch FROM e.recorded_at) * 1000000)::bigint FROM trail_keys k "
-            "JOIN audit.event_ids x ON x.tenant_id = k.t AND x.ce_source = k.s AND x.ce_id = k.i "
+            "SELECT k.n, x.sequence, (extract(epoch FROM e.recorded_at) * 1000000)::bigint, "
+            "x.ce_source = k.s AND x.ce_id = k.i FROM trail_keys k "
+            "JOIN audit.event_ids x ON x.tenant_id = k.t AND x.id_digest = k.d "
             "LEFT JOIN audit.events e ON e.tenant_id = x.tenant_id AND e.occurred_at = x.occurred_at "
-            "AND e.ce_source = x.ce_source AND e.ce_id = x.ce_id",
+            "AND e.sequence = x.sequence",
             0, nullptr, &res);
         !r.ok())
       return r;
     for (int i = 0; i < PQntuples(res); ++i) {
       const auto n = static_cast<size_t>(std::stoll(PQgetvalue(res, i, 0)));
+      if (PQgetvalue(res, i, 3)[0] != 't') {  // another event holds this digest
+        collided_[n] = true;
+        continue;
+      }
       stored_seq[n] = std::stoll(PQgetvalue(res, i, 1));
       if (!PQgetisnull(res, i, 2)) stored_at[n] = std::stoll(PQgetvalue(res, i, 2));
     }
     PQclear(res);
+    for (size_t i = 0; i < records.size(); ++i)
+      if (same_as[i] >= 0) collided_[i] = collided_[static_cast<size_t>(same_as[i])];
   }
 
   std::vector<int64_t> seq(records.size(), 0);
@@ -253,7 +265,7 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
   ids_buf_.clear();
   size_t rows = 0;
   for (size_t i = 0; i < records.size(); ++i) {
-    if (same_as[i] >= 0 || stored_seq[i] > 0) continue;
+    if (same_as[i] >= 0 || stored_seq[i] > 0 || collided_[i]) continue;
     auto& r = records[i];
     seq[i] = ++head[r.tenant_id];
     render_rows(r, seq[i], copy_buf_, ids_buf_);
@@ -370,6 +382,24 @@ void postgres_writer_pool::writer::write(std::vector<audit_record>&& records, bo
         log::info("writer", "the ledger's invariants hold again; writing", {{"writer", index_}});
       }
       metrics::get().flush_seconds.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      if (std::find(collided_.begin(), collided_.end(), true) != collided_.end()) {
+        // Never stored and never taken for a duplicate: refused loudly.
+        std::vector<audit_record> kept;
+        for (size_t i = 0; i < records.size(); ++i) {
+          if (!collided_[i]) {
+            kept.push_back(std::move(records[i]));
+            continue;
+          }
+          const std::string digest = digest_hex(identity_digest(records[i].ce_source, records[i].ce_id));
+          log::error("writer", "an event's identity digest is already held by a different event; refusing it",
+                     {{"tenant", records[i].tenant_id}, {"ce_source", records[i].ce_source},
+                      {"ce_id", records[i].ce_id}, {"id_digest", digest}});
+          observer_.refused(std::move(records[i]), reason::database_rejected,
+                            "identity digest " + digest + " of (source, id) is already held by another stored event "
+                            "of this tenant (a SHA-256 collision); the event cannot be stored under this identity");
+        }
+        records = std::move(kept);
+      }
       observer_.committed(std::move(records));
       return;
     }

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "sinks/event_rows.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/workload.h"
 
@@ -399,6 +400,40 @@ TEST_CASE("hostile: the last delivery is tried, and one nak'ed at shutdown is de
   CHECK(dlq[0].headers["Trail-Dlq-Reason"] == "max_deliver_exceeded");
   CHECK(dlq[0].data.find("nak-at-shutdown") != std::string::npos);
   CHECK(d.count("SELECT count(*) FROM audit.events") == 1);
+}
+
+TEST_CASE("hostile: an identity digest held by another event refuses the newcomer, never takes it for a duplicate",
+          "[integration][hostile]") {
+  broker b;
+  b.reset_streams();
+  const std::string dsn = fresh_database("trail_it_digest");
+  db d(dsn);
+  // traild and PostgreSQL compute the same digest (non-ASCII included).
+  CHECK(d.scalar("SELECT replace(audit.identity_digest('//Z\xc3\xbcrich/\xc3\x9f', 'id-\xc3\xa9')::text, '-', '')") ==
+        trail::digest_hex(trail::identity_digest("//Z\xc3\xbcrich/\xc3\x9f", "id-\xc3\xa9")));
+  // A SHA-256 collision cannot be made on purpose; plant one: a stored
+  // identity row of another event that holds the digest "victim" will have.
+  const std::string digest = trail::digest_hex(trail::identity_digest("//it/hostile", "victim"));
+  d.query("INSERT INTO audit.tenant_heads (tenant_id, last_sequence) VALUES ('t1', 1)");
+  d.query("INSERT INTO audit.event_ids (tenant_id, id_digest, ce_source, ce_id, sequence, occurred_at) "
+          "VALUES ('t1', '" + digest + "', '//elsewhere', 'other-id', 1, now())");
+  traild_process t(dsn);
+  t.start();
+  INFO("traild log: " << t.log_path());
+  b.publish("audit.events", event("victim", "t1"));
+  b.publish("audit.events", event("bystander", "t1"));
+  b.wait_published();
+  REQUIRE(wait_drained(b, 0, 30000));
+  CHECK(t.stop() == 0);
+  // The bystander is stored; the victim is dead-lettered with the reason, not dropped as a duplicate.
+  CHECK(d.count("SELECT count(*) FROM audit.events WHERE ce_id = 'bystander'") == 1);
+  CHECK(d.count("SELECT count(*) FROM audit.events WHERE ce_id = 'victim'") == 0);
+  auto dlq = b.read_stream("AUDIT_DLQ", 1, 10000);
+  REQUIRE(dlq.size() == 1);
+  CHECK(dlq[0].headers["Trail-Dlq-Reason"] == "database_rejected");
+  CHECK(dlq[0].headers["Trail-Dlq-Message"].find("identity digest " + digest) != std::string::npos);
+  CHECK(dlq[0].data.find("\"victim\"") != std::string::npos);
+  CHECK(file_text(t.log_path()).find("already held by a different event") != std::string::npos);
 }
 
 TEST_CASE("hostile: a flood of tenant ids is bounded in writer memory, and all of it is stored",
