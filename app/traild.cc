@@ -8,10 +8,9 @@
 // Threads of `run`: main (start-up, then shutdown), a signal waiter, the fetch
 // thread, CAF's scheduler (validators, lane batchers), one thread per
 // PostgreSQL writer, the commit finalizer, the dead-letter publisher, the
-// partition keeper, the HTTP server's pool and the metrics exposer.
+// partition keeper, and the HTTP servers' pools (health, metrics).
 
 #include <CLI/CLI.hpp>
-#include <prometheus/exposer.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -24,6 +23,7 @@
 
 #include "actors/pipeline.h"
 #include "api/http_server.h"
+#include "api/metrics_server.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "config/config.h"
@@ -72,14 +72,8 @@ int run(const config& cfg) {
   health h;
 
   metrics::get().enable_top_tenants(static_cast<size_t>(cfg.metrics_top_tenants));
-  std::unique_ptr<prometheus::Exposer> exposer;
-  try {
-    exposer = std::make_unique<prometheus::Exposer>(cfg.metrics_addr);
-    exposer->RegisterCollectable(metrics::get().registry());
-  } catch (const std::exception& e) {
-    log::error("metrics", "cannot serve metrics", {{"addr", cfg.metrics_addr}, {"error", e.what()}});
-    return 1;
-  }
+  metrics_server metrics_http(metrics::get().registry());
+  if (!metrics_http.start(cfg.metrics_addr)) return 1;
   http_server http(h);
   if (!http.start(cfg.http_addr)) return 1;
 

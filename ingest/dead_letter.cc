@@ -71,6 +71,7 @@ void dead_letter_publisher::stop(std::chrono::steady_clock::time_point deadline)
     deadline_ = deadline;
     stop_ = true;
   }
+  queue_.enqueue(item{});  // wakes the thread now rather than at its next poll
   if (thread_.joinable()) thread_.join();
 }
 
@@ -161,8 +162,8 @@ bool dead_letter_publisher::store_in_database(const item& it, int64_t& id) {
 void dead_letter_publisher::run() {
   item it;
   while (true) {
-    if (!queue_.wait_dequeue_timed(it, std::chrono::milliseconds(100))) {
-      if (stop_) return;
+    if (!queue_.wait_dequeue_timed(it, std::chrono::milliseconds(100)) || it.msg == nullptr) {
+      if (stop_ && queue_.size_approx() == 0) return;
       continue;
     }
     if (past_deadline()) return;  // what is left stays un-acked and is redelivered

@@ -17,6 +17,7 @@ void commit_finalizer::start() { thread_ = std::thread([this] { run(); }); }
 
 void commit_finalizer::stop() {
   stop_ = true;
+  queue_.enqueue({});  // wakes the thread now rather than at its next poll
   if (thread_.joinable()) thread_.join();
 }
 
@@ -130,8 +131,8 @@ void commit_finalizer::run() {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       continue;
     }
-    if (!queue_.wait_dequeue_timed(records, std::chrono::milliseconds(100))) {
-      if (stop_) return;
+    if (!queue_.wait_dequeue_timed(records, std::chrono::milliseconds(100)) || records.empty()) {
+      if (stop_ && queue_.size_approx() == 0) return;
       continue;
     }
     auto& e2e = metrics::get().end_to_end_seconds;

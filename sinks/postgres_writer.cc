@@ -58,6 +58,7 @@ class postgres_writer_pool::writer {
   void start() { thread_ = std::thread([this] { run(); }); }
   void stop() {
     stop_ = true;
+    queue_.enqueue({});  // wakes the thread now rather than at its next poll
     if (thread_.joinable()) thread_.join();
   }
   void enqueue(record_batch&& b) { queue_.enqueue(std::move(b)); }
@@ -450,8 +451,8 @@ void postgres_writer_pool::writer::run() {
   ensure_connected();  // connect before the first batch: /readyz reports it
   auto last_ping = std::chrono::steady_clock::now();
   while (true) {
-    if (!queue_.wait_dequeue_timed(batch, std::chrono::milliseconds(100))) {
-      if (stop_ || abandon_) return;
+    if (!queue_.wait_dequeue_timed(batch, std::chrono::milliseconds(100)) || batch.empty()) {
+      if (abandon_ || (stop_ && queue_.size_approx() == 0)) return;
       // Idle: check the connection now and then, so readiness tells the truth.
       if (std::chrono::steady_clock::now() - last_ping > std::chrono::seconds(2)) {
         last_ping = std::chrono::steady_clock::now();
