@@ -3,6 +3,7 @@
 #
 #   load-tests/bench.sh                  N=1000000 events, 3 runs per figure (about 20 min on 2 cores)
 #   N=300000 RUNS=1 load-tests/bench.sh  a quick look
+#   load-tests/bench.sh --report build/bench-work/results/<stamp>/trail.json   re-renders BENCHMARKS.md from a sitting
 #
 # One sitting, one stack (the shared harness's nats-server + PostgreSQL, fsync
 # on): JetStream publish and pull ceilings, COPY ceilings on Trail's own table,
