@@ -120,7 +120,11 @@ prometheus::Gauge& metrics::writer_known_tenants(int index) {
 }
 
 const std::vector<std::string>& metrics::dead_letter_reasons() {
-  static const std::vector<std::string> all(std::begin(reason::all), std::end(reason::all));
+  static const std::vector<std::string> all = [] {
+    std::vector<std::string> v;
+    for (dlq_reason r : reason::all) v.emplace_back(to_string(r));
+    return v;
+  }();
   return all;
 }
 

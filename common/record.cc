@@ -14,6 +14,21 @@ const char* to_string(ingest_mode m) {
   return "unknown";
 }
 
+const char* to_string(dlq_reason r) {
+  switch (r) {
+    case dlq_reason::malformed_json: return "malformed_json";
+    case dlq_reason::too_large: return "too_large";
+    case dlq_reason::envelope_invalid: return "envelope_invalid";
+    case dlq_reason::batch_invalid: return "batch_invalid";
+    case dlq_reason::payload_invalid: return "payload_invalid";
+    case dlq_reason::unstorable_value: return "unstorable_value";
+    case dlq_reason::unsupported_content_type: return "unsupported_content_type";
+    case dlq_reason::database_rejected: return "database_rejected";
+    case dlq_reason::max_deliver_exceeded: return "max_deliver_exceeded";
+  }
+  return "unknown";
+}
+
 const std::string* inbound_message::header(std::string_view name) const {
   for (const auto& [k, v] : headers)
     if (k.size() == name.size() && strncasecmp(k.data(), name.data(), name.size()) == 0) return &v;

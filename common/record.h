@@ -89,27 +89,42 @@ struct audit_record {
 
 using record_batch = std::vector<audit_record>;
 
-// The dead-letter reasons, all of them: the Trail-Dlq-Reason header and the
-// label of trail_events_dead_lettered_total (exported at 0 for each).
+// Why a message or event was dead-lettered: the Trail-Dlq-Reason header (its
+// text, from to_string) and the label of trail_events_dead_lettered_total
+// (exported at 0 for each). One enum, so that no reason exists only as a
+// string somewhere.
+enum class dlq_reason : uint8_t {
+  malformed_json,
+  too_large,
+  envelope_invalid,
+  batch_invalid,
+  payload_invalid,
+  unstorable_value,
+  unsupported_content_type,
+  database_rejected,
+  max_deliver_exceeded,
+};
+const char* to_string(dlq_reason r);
+
 namespace reason {
-inline constexpr const char* malformed_json = "malformed_json";
-inline constexpr const char* too_large = "too_large";
-inline constexpr const char* envelope_invalid = "envelope_invalid";
-inline constexpr const char* batch_invalid = "batch_invalid";
-inline constexpr const char* payload_invalid = "payload_invalid";
-inline constexpr const char* unstorable = "unstorable_value";
-inline constexpr const char* unsupported_content = "unsupported_content_type";
-inline constexpr const char* database_rejected = "database_rejected";
-inline constexpr const char* max_deliver_exceeded = "max_deliver_exceeded";
-inline constexpr const char* all[] = {malformed_json, too_large,           envelope_invalid,
-                                      batch_invalid,  payload_invalid,     unstorable,
-                                      unsupported_content, database_rejected, max_deliver_exceeded};
+inline constexpr dlq_reason malformed_json = dlq_reason::malformed_json;
+inline constexpr dlq_reason too_large = dlq_reason::too_large;
+inline constexpr dlq_reason envelope_invalid = dlq_reason::envelope_invalid;
+inline constexpr dlq_reason batch_invalid = dlq_reason::batch_invalid;
+inline constexpr dlq_reason payload_invalid = dlq_reason::payload_invalid;
+inline constexpr dlq_reason unstorable = dlq_reason::unstorable_value;
+inline constexpr dlq_reason unsupported_content = dlq_reason::unsupported_content_type;
+inline constexpr dlq_reason database_rejected = dlq_reason::database_rejected;
+inline constexpr dlq_reason max_deliver_exceeded = dlq_reason::max_deliver_exceeded;
+inline constexpr dlq_reason all[] = {malformed_json, too_large,           envelope_invalid,
+                                     batch_invalid,  payload_invalid,     unstorable,
+                                     unsupported_content, database_rejected, max_deliver_exceeded};
 }  // namespace reason
 
-// Why a message or event was refused: `code` is a stable machine-readable
-// reason (one of reason::all); `message` speaks to the publisher.
+// Why a message or event was refused: `code` is the stable machine-readable
+// reason; `message` speaks to the publisher.
 struct rejection {
-  std::string code;
+  dlq_reason code;
   std::string message;
 };
 

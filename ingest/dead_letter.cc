@@ -99,7 +99,7 @@ dead_letter_publisher::outcome dead_letter_publisher::publish(const item& it, in
   } else {
     headers.emplace_back("Trail-Dlq-Stored", "audit.dead_letters/" + std::to_string(stored_id));
   }
-  headers.emplace_back("Trail-Dlq-Reason", it.why.code);
+  headers.emplace_back("Trail-Dlq-Reason", to_string(it.why.code));
   headers.emplace_back("Trail-Dlq-Message", reason_msg);
   headers.emplace_back("Trail-Dlq-Subject", m->subject);
   headers.emplace_back("Trail-Dlq-Stream-Sequence", std::to_string(m->stream_seq));
@@ -130,7 +130,7 @@ dead_letter_publisher::outcome dead_letter_publisher::publish(const item& it, in
   if (ack) jsPubAck_Destroy(ack);
   if (s != NATS_OK) {
     log::limited(log::level::warn, "dlq", "could not store a dead letter; retrying",
-                 {{"stream_seq", m->stream_seq}, {"reason", it.why.code}, {"error", nats_error_text(s, jerr)}});
+                 {{"stream_seq", m->stream_seq}, {"reason", to_string(it.why.code)}, {"error", nats_error_text(s, jerr)}});
     // No responders (no stream takes the subject right now, e.g. during a
     // broker restart) and timeouts are transient; an API error is a refusal.
     const bool transient = s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT || s == NATS_CONNECTION_CLOSED ||
@@ -147,7 +147,7 @@ bool dead_letter_publisher::store_in_database(const item& it, int64_t& id) {
   inbound_message* m = it.msg;
   const std::string headers = header_wire_text(m->headers);
   const std::string reason_msg = header_safe(it.why.message);
-  oversized_dead_letter d{cfg_.stream, m->stream_seq, m->delivered, m->subject, it.why.code, reason_msg, headers, m->data};
+  oversized_dead_letter d{cfg_.stream, m->stream_seq, m->delivered, m->subject, to_string(it.why.code), reason_msg, headers, m->data};
   std::string err;
   if (auto stored = store_.store(d, &err)) {
     id = *stored;
@@ -185,7 +185,7 @@ void dead_letter_publisher::run() {
         if (db_id == 0) {
           if (store_in_database(it, db_id)) {
             log::limited(log::level::warn, "dlq", "dead letter kept in PostgreSQL (it cannot travel through the broker)",
-                         {{"stream_seq", it.msg->stream_seq}, {"id", db_id}, {"reason", it.why.code}});
+                         {{"stream_seq", it.msg->stream_seq}, {"id", db_id}, {"reason", to_string(it.why.code)}});
             refusals = 0;
             continue;  // publish the reference now
           }
@@ -207,9 +207,9 @@ void dead_letter_publisher::run() {
       backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
     }
     if (first) {
-      metrics::get().dead_lettered(it.why.code).Increment();
+      metrics::get().dead_lettered(to_string(it.why.code)).Increment();
       log::limited(log::level::info, "dlq", "event dead-lettered",
-                   {{"stream_seq", it.msg->stream_seq}, {"reason", it.why.code}, {"detail", header_safe(it.why.message)}});
+                   {{"stream_seq", it.msg->stream_seq}, {"reason", to_string(it.why.code)}, {"detail", header_safe(it.why.message)}});
     }
     if (it.whole_message) source_.finish(it.msg, disposition::term);
     else source_.count_down(it.msg, disposition::term);

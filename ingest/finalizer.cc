@@ -23,8 +23,8 @@ void commit_finalizer::stop() {
 
 void commit_finalizer::committed(std::vector<audit_record>&& records) { queue_.enqueue(std::move(records)); }
 
-void commit_finalizer::refused(audit_record&& record, std::string code, std::string message) {
-  dlq_.reject_event(record.origin, rejection{std::move(code), std::move(message)});
+void commit_finalizer::refused(audit_record&& record, dlq_reason code, std::string message) {
+  dlq_.reject_event(record.origin, rejection{code, std::move(message)});
 }
 
 void commit_finalizer::republish(const audit_record& r) {

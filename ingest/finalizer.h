@@ -29,7 +29,7 @@ class commit_finalizer final : public commit_observer {
   void stop();  // finishes what is queued, then stops
 
   void committed(std::vector<audit_record>&& records) override;
-  void refused(audit_record&& record, std::string code, std::string message) override;
+  void refused(audit_record&& record, dlq_reason code, std::string message) override;
 
  private:
   void run();

@@ -40,7 +40,7 @@ class commit_observer {
   // `sequence` and `recorded_at_us` set.
   virtual void committed(std::vector<audit_record>&& records) = 0;
   // PostgreSQL refused this record on its own (found by bisecting its batch).
-  virtual void refused(audit_record&& record, std::string code, std::string message) = 0;
+  virtual void refused(audit_record&& record, dlq_reason code, std::string message) = 0;
 };
 
 }  // namespace trail

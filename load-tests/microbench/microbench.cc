@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
     trail::decode_outcome out = decoder.decode(p.in);
     if (out.rejected) {
       ++refused;
-      if (refused == 1) std::fprintf(stderr, "refused: %s: %s\n", out.rejected->code.c_str(), out.rejected->message.c_str());
+      if (refused == 1) std::fprintf(stderr, "refused: %s: %s\n", trail::to_string(out.rejected->code), out.rejected->message.c_str());
       ++events;
       continue;
     }

@@ -111,7 +111,7 @@ TEST_CASE("loadgen: invalid messages are refused by Trail and carry the run tag"
     decoded d;
     decode(o, d);
     REQUIRE(d.outcome.rejected.has_value());
-    codes.insert(d.outcome.rejected->code);
+    codes.insert(trail::to_string(d.outcome.rejected->code));
     bool tagged = o.body.find("t3-") != std::string::npos;
     for (const auto& [k, v] : o.headers) tagged = tagged || v.find("t3-") != std::string::npos;
     CHECK(tagged);
