@@ -360,13 +360,6 @@ def fmt3(v):
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--report":
-        # Re-renders BENCHMARKS.md from a sitting's saved results (trail.json).
-        result = json.load(open(sys.argv[2]))
-        global N
-        N = result["n"]
-        write_report(result, os.path.dirname(os.path.abspath(sys.argv[2])))
-        return
     for tool in ("traild", "trail-loadgen"):
         if not os.access(os.path.join(BIN, tool), os.X_OK):
             raise SystemExit("bench: build first (make build): %s missing" % tool)
@@ -561,6 +554,9 @@ def write_report(r, out_dir):
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--report":
-        write_report(json.load(open(sys.argv[2])), os.path.dirname(sys.argv[2]))
+        # Re-renders BENCHMARKS.md from a sitting's saved results (trail.json).
+        saved = json.load(open(sys.argv[2]))
+        N = saved["n"]
+        write_report(saved, os.path.dirname(sys.argv[2]))
     else:
         main()

@@ -44,8 +44,12 @@ export TRAIL_PG_DSN=postgresql://postgres@127.0.0.1:$PGPORT/trail_bench
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export TRAIL_HTTP_ADDR=127.0.0.1:$(free_port) TRAIL_METRICS_ADDR=127.0.0.1:$(free_port)
 export TRAIL_LOG_LEVEL=warn TRAIL_BENCH_LOG=$OUT/traild.log
+# Each run starts without a committed stream (traild creates it unless nats.committed_stream is empty).
+DELETE_COMMITTED="python3 -c 'import sys; sys.path.insert(0, \"$ROOT/load-tests\"); import bench; \
+bench.js_api(\"$NATS_URL\", \"\$JS.API.STREAM.DELETE.AUDIT_COMMITTED\")'"
 SETUP="psql -Xqd postgres -c 'DROP DATABASE IF EXISTS trail_bench WITH (FORCE)' -c 'CREATE DATABASE trail_bench' \
   && $ROOT/build/bin/traild migrate 2>/dev/null && ./natsbench delete-consumer -c trail-ingest >/dev/null 2>&1; \
+  $DELETE_COMMITTED >/dev/null 2>&1; \
   ./natsbench delete-consumer -c audit-ingest >/dev/null 2>&1; psql -Xqc CHECKPOINT; true"
 VERIFY="n=\$(psql -XAtd trail_bench -c 'SELECT count(*) FROM audit.events'); echo count=\$n; [ \"\$n\" = $N ] \
   && ./natsbench info -c trail-ingest | grep -q ' num_pending=0 num_ack_pending=0 '"
