@@ -44,7 +44,12 @@ class commit_finalizer final : public commit_observer {
   moodycamel::BlockingConcurrentQueue<std::vector<audit_record>> queue_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  // Reused for every republish (finalizer thread only).
   std::string buffer_;
+  std::string subject_;
+  std::string msg_id_;
+  std::string recorded_text_;
+  int64_t recorded_us_ = 0;
   std::chrono::steady_clock::time_point last_retry_{};
 };
 
