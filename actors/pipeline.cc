@@ -2,7 +2,6 @@
 
 #include <caf/all.hpp>
 
-#include <chrono>
 #include <unordered_map>
 
 #include "actors/batching.h"

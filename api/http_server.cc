@@ -23,21 +23,41 @@ bool split_host_port(const std::string& addr, std::string& host, int& port) {
   }
 }
 
-http_server::http_server(health& h) : health_(h), server_(std::make_unique<httplib::Server>()) {}
+http_listener::http_listener() : server_(std::make_unique<httplib::Server>()) {}
+
+http_listener::~http_listener() { stop(); }
+
+bool http_listener::start(const char* component, const char* setting, const std::string& addr) {
+  std::string host;
+  int port = 0;
+  if (!split_host_port(addr, host, port)) {
+    log::error(component, std::string(setting) + " is not host:port", {{"addr", addr}});
+    return false;
+  }
+  if (!server_->bind_to_port(host.c_str(), port)) {
+    log::error(component, "cannot listen", {{"addr", addr}});
+    return false;
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  log::info(component, "listening", {{"addr", addr}});
+  return true;
+}
+
+void http_listener::stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+http_server::http_server(health& h) : health_(h) {}
 
 http_server::~http_server() { stop(); }
 
 bool http_server::start(const std::string& addr) {
-  std::string host;
-  int port = 0;
-  if (!split_host_port(addr, host, port)) {
-    log::error("http", "http.addr is not host:port", {{"addr", addr}});
-    return false;
-  }
-  server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+  auto& server = listener_.server();
+  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });
-  server_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+  server.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
     const bool ready = health_.ready() && !draining_;
     rapidjson::StringBuffer sb;
     rapidjson::Writer<rapidjson::StringBuffer> w(sb);
@@ -58,18 +78,9 @@ bool http_server::start(const std::string& addr) {
     res.status = ready ? 200 : 503;
     res.set_content(sb.GetString(), "application/json");
   });
-  if (!server_->bind_to_port(host.c_str(), port)) {
-    log::error("http", "cannot listen", {{"addr", addr}});
-    return false;
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  log::info("http", "listening", {{"addr", addr}});
-  return true;
+  return listener_.start("http", "http.addr", addr);
 }
 
-void http_server::stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
-}
+void http_server::stop() { listener_.stop(); }
 
 }  // namespace trail

@@ -3,6 +3,7 @@
 // thread pool; handlers may block, they are not actors). Today it serves the
 // health endpoints; the query API issue adds its routes here.
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,6 +15,24 @@ class Server;
 }
 
 namespace trail {
+
+// One cpp-httplib server on a listener thread of its own (with the library's
+// worker pool). Routes are added to server() before start(); stop() returns
+// once the listener has exited. Shared by the health and metrics servers.
+class http_listener {
+ public:
+  http_listener();
+  ~http_listener();
+  httplib::Server& server() { return *server_; }
+  // Binds "host:port" and starts listening; false (logged under `component`,
+  // naming the `setting`) if the address is malformed or cannot be bound.
+  bool start(const char* component, const char* setting, const std::string& addr);
+  void stop();
+
+ private:
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
 
 class http_server {
  public:
@@ -29,8 +48,7 @@ class http_server {
 
  private:
   health& health_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  http_listener listener_;
   std::atomic<bool> draining_{false};
 };
 

@@ -3,16 +3,13 @@
 // the process's prometheus-cpp registry, with cpp-httplib like the rest of
 // Trail's HTTP. (prometheus-cpp's own exposer embeds civetweb, whose
 // listener wakes only every 2 s: stopping it held every shutdown for up to
-// 2 s.) One listener thread plus httplib's pool; a scrape only reads metrics.
+// 2 s.) A scrape only reads metrics.
 
-#include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 
-namespace httplib {
-class Server;
-}
+#include "api/http_server.h"
+
 namespace prometheus {
 class Registry;
 }
@@ -30,8 +27,7 @@ class metrics_server {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  http_listener listener_;
 };
 
 }  // namespace trail

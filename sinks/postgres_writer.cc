@@ -489,7 +489,7 @@ void postgres_writer_pool::abandon() {
 }
 
 size_t postgres_writer_pool::lane_of(std::string_view tenant) const {
-  return std::hash<std::string_view>{}(tenant) % writers_.size();
+  return lane_for(tenant, writers_.size());
 }
 
 void postgres_writer_pool::submit(size_t lane, record_batch&& batch) {

@@ -18,6 +18,9 @@ namespace trail {
 // Independent writers ("lanes"), each asking for its next transaction when it
 // has finished the last one. A tenant always maps to the same lane, so its
 // sequence numbers are assigned in one place.
+// The writer lane of a tenant among `lanes`: fixed for a tenant.
+inline size_t lane_for(std::string_view tenant, size_t lanes) { return std::hash<std::string_view>{}(tenant) % lanes; }
+
 class batch_sink {
  public:
   virtual ~batch_sink() = default;

@@ -24,12 +24,12 @@
 #include <string>
 #include <vector>
 
-#include <functional>
 #include <unordered_map>
 
 #include "actors/batching.h"
 #include "actors/event_decoder.h"
 #include "sinks/event_rows.h"
+#include "sinks/sink.h"
 #include "load-tests/loadgen/generator.h"
 
 int main(int argc, char** argv) {
@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
       for (const auto& r : out.records) rendered += r.copy_tail.size() + r.committed_head.size() + r.data_json.size();
       continue;
     }
-    for (auto& r : out.records) by_lane[std::hash<std::string>{}(r.tenant_id) % kLanes].push_back(std::move(r));
+    for (auto& r : out.records) by_lane[trail::lane_for(r.tenant_id, kLanes)].push_back(std::move(r));
     if ((n + 1) % kChunk != 0 && events < count) continue;
     for (size_t l = 0; l < kLanes; ++l) {  // the end of a chunk: one hand-off per lane
       if (by_lane[l].empty()) continue;
