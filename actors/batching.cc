@@ -4,7 +4,7 @@ namespace trail {
 
 void tenant_groups::add(record_batch&& records) {
   for (auto& r : records) {
-    auto [it, fresh] = group_of_.emplace(r.tenant_id, groups_.size());
+    auto [it, fresh] = group_of_.emplace(r.tenant_id(), groups_.size());
     if (fresh) groups_.emplace_back();
     groups_[it->second].push_back(std::move(r));
   }
@@ -20,7 +20,7 @@ record_batch tenant_groups::take(const batcher_limits& limits) {
     if (out.empty() && g.size() <= limits.max_events) {
       // The common case under light load: the first group fits; move it whole.
       size_t gb = 0;
-      for (const auto& r : g) gb += r.copy_tail.size();
+      for (const auto& r : g) gb += r.event.text_bytes();
       if (gb <= limits.max_bytes) {
         out = std::move(g);
         bytes = gb;
@@ -29,8 +29,8 @@ record_batch tenant_groups::take(const batcher_limits& limits) {
     }
     size_t k = 0;
     while (k < g.size() && out.size() < limits.max_events &&
-           (out.empty() || bytes + g[k].copy_tail.size() <= limits.max_bytes)) {
-      bytes += g[k].copy_tail.size();
+           (out.empty() || bytes + g[k].event.text_bytes() <= limits.max_bytes)) {
+      bytes += g[k].event.text_bytes();
       out.push_back(std::move(g[k]));
       ++k;
     }
@@ -41,7 +41,7 @@ record_batch tenant_groups::take(const batcher_limits& limits) {
   }
   groups_.erase(groups_.begin(), groups_.begin() + static_cast<long>(whole));
   group_of_.clear();
-  for (size_t i = 0; i < groups_.size(); ++i) group_of_.emplace(groups_[i].front().tenant_id, i);
+  for (size_t i = 0; i < groups_.size(); ++i) group_of_.emplace(groups_[i].front().tenant_id(), i);
   pending_ -= out.size();
   return out;
 }

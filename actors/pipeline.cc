@@ -5,7 +5,7 @@
 #include <unordered_map>
 
 #include "actors/batching.h"
-#include "actors/event_decoder.h"
+#include "decode/event_decoder.h"
 #include "common/log.h"
 #include "common/metrics.h"
 
@@ -47,19 +47,23 @@ caf::behavior validator(caf::stateful_actor<validator_state>* self, std::vector<
                                                               " times (nats.max_deliver) without being committed"});
             continue;
           }
-          decode_outcome out = self->state.decoder->decode(*msg);
-          m.received(out.mode).Increment(out.rejected ? 1.0 : static_cast<double>(out.records.size()));
+          decode_outcome out = self->state.decoder->decode(msg->view());
+          m.received(out.mode).Increment(out.rejected ? 1.0 : static_cast<double>(out.events.size()));
           if (out.rejected) {
             settler->reject(msg, std::move(*out.rejected));
             continue;
           }
-          if (out.records.empty()) {
+          if (out.events.empty()) {
             settler->settle_empty(msg);
             continue;
           }
           // Set before any record leaves this actor: the finalizer counts down.
-          msg->outstanding.store(static_cast<uint32_t>(out.records.size()), std::memory_order_release);
-          for (auto& r : out.records) by_lane[sink->lane_of(r.tenant_id)].push_back(std::move(r));
+          msg->outstanding.store(static_cast<uint32_t>(out.events.size()), std::memory_order_release);
+          for (auto& e : out.events) {
+            auto& lane = by_lane[sink->lane_of(e.get(event_field::tenant_id))];
+            lane.emplace_back().origin = msg;
+            lane.back().event = std::move(e);
+          }
         }
         // One message per lane per chunk; the batcher groups by tenant.
         for (size_t lane = 0; lane < by_lane.size(); ++lane)

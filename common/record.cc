@@ -4,48 +4,6 @@
 
 namespace trail {
 
-const char* to_string(ingest_mode m) {
-  switch (m) {
-    case ingest_mode::structured: return "structured";
-    case ingest_mode::binary: return "binary";
-    case ingest_mode::batch: return "batch";
-    case ingest_mode::bare: return "bare";
-  }
-  return "unknown";
-}
-
-const char* to_string(dlq_reason r) {
-  switch (r) {
-    case dlq_reason::malformed_json: return "malformed_json";
-    case dlq_reason::too_large: return "too_large";
-    case dlq_reason::envelope_invalid: return "envelope_invalid";
-    case dlq_reason::batch_invalid: return "batch_invalid";
-    case dlq_reason::payload_invalid: return "payload_invalid";
-    case dlq_reason::unstorable_value: return "unstorable_value";
-    case dlq_reason::unsupported_content_type: return "unsupported_content_type";
-    case dlq_reason::database_rejected: return "database_rejected";
-    case dlq_reason::max_deliver_exceeded: return "max_deliver_exceeded";
-  }
-  return "unknown";
-}
-
-const std::string* inbound_message::header(std::string_view name) const {
-  for (const auto& [k, v] : headers)
-    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), name.size()) == 0) return &v;
-  return nullptr;
-}
-
-}  // namespace trail
-
-namespace trail {
-
-size_t inbound_message::header_count(std::string_view name) const {
-  size_t n = 0;
-  for (const auto& [k, v] : headers)
-    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), name.size()) == 0) ++n;
-  return n;
-}
-
 std::string header_wire_text(const std::vector<std::pair<std::string, std::string>>& headers) {
   std::string out;
   if (headers.empty()) return out;

@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "decode/event_json.h"
 
 namespace trail {
 
@@ -29,27 +30,16 @@ void commit_finalizer::refused(audit_record&& record, dlq_reason code, std::stri
 }
 
 void commit_finalizer::republish(const audit_record& r) {
-  // The CloudEvents sequence extension is a lexicographically ordered string:
-  // zero-padded decimal keeps string order equal to numeric order.
-  char seq[20];
-  std::fill(std::begin(seq), std::end(seq), '0');
-  char digits[20];
-  const auto end = std::to_chars(digits, digits + sizeof digits, r.sequence).ptr;
-  const size_t n = static_cast<size_t>(end - digits);
-  std::copy(digits, end, seq + (19 - n));
-  seq[19] = '\0';
+  const padded_sequence seq(r.sequence);
   // A transaction's records share their recorded time: format it once.
   if (r.recorded_at_us != recorded_us_ || recorded_text_.empty()) {
     recorded_us_ = r.recorded_at_us;
     recorded_text_ = format_rfc3339_us(r.recorded_at_us);
   }
   buffer_.clear();
-  buffer_.append(r.committed_head);
-  buffer_.append("\"sequence\":\"").append(seq, 19).append("\",\"recordedtime\":\"");
-  buffer_.append(recorded_text_).append("\",\"data\":");
-  buffer_.append(r.data_json).push_back('}');
+  render_committed_event(r.event, seq, recorded_text_, buffer_);
   subject_.assign(cfg_.committed_prefix).push_back('.');
-  subject_.append(r.tenant_id);
+  subject_.append(r.tenant_id());
   const std::string& subject = subject_;
   natsMsg* msg = nullptr;
   if (natsMsg_Create(&msg, subject.c_str(), nullptr, buffer_.data(), static_cast<int>(buffer_.size())) != NATS_OK) {
@@ -64,8 +54,9 @@ void commit_finalizer::republish(const audit_record& r) {
     natsMsg_Destroy(msg);
     return;
   }
-  msg_id_.assign(r.tenant_id).push_back(':');
-  msg_id_.append(digits, n);
+  msg_id_.assign(r.tenant_id()).push_back(':');
+  char digits[20];
+  msg_id_.append(digits, static_cast<size_t>(std::to_chars(digits, digits + sizeof digits, r.sequence).ptr - digits));
   const std::string& msg_id = msg_id_;
   // The validator refuses events whose committed copy cannot fit; this is the
   // last guard, so that one message can never get the connection closed.

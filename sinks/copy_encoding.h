@@ -4,6 +4,7 @@
 // and backslash, TAB, LF and CR escaped with a backslash. Everything else,
 // quotes and non-ASCII UTF-8 included, travels as is.
 
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -44,7 +45,9 @@ class row_builder {
   void optional_text(std::string_view v, bool present) { present ? text(v) : null(); }
   void integer(int64_t v) {
     sep();
-    out_.append(std::to_string(v));
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+    out_.append(digits, static_cast<size_t>(end - digits));
   }
   void end_row() { out_.push_back('\n'); }
 

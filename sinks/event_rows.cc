@@ -4,7 +4,7 @@
 
 #include <charconv>
 
-#include "common/time.h"
+#include "decode/event_json.h"
 #include "sinks/copy_encoding.h"
 
 namespace trail {
@@ -32,18 +32,57 @@ std::string digest_hex(const identity_digest_t& d) {
   return out;
 }
 
-void render_rows(const audit_record& r, int64_t sequence, std::string& events_copy, std::string& ids_copy) {
-  char seq[24];
-  const auto end = std::to_chars(seq, seq + sizeof seq, sequence).ptr;
-  events_copy.append(seq, static_cast<size_t>(end - seq)).push_back('\t');
-  events_copy.append(r.copy_tail);
+void render_rows(const audit_event& e, int64_t sequence, std::string& events_copy, std::string& ids_copy) {
+  using F = event_field;
+  copy_text::row_builder row(events_copy);
+  auto text = [&](F f) { row.text(e.get(f)); };
+  auto optional = [&](F f) { row.optional_text(e.get(f), e.has(f)); };
+  row.integer(sequence);
+  text(F::tenant_id);
+  text(F::occurred_at);
+  text(F::ce_source);
+  text(F::ce_id);
+  text(F::ce_type);
+  optional(F::ce_subject);
+  row.text(to_string(e.mode));
+  text(F::action);
+  text(F::category);
+  text(F::severity);
+  text(F::actor_type);
+  text(F::actor_id);
+  optional(F::actor_display_name);
+  optional(F::actor_ip);
+  optional(F::actor_user_agent);
+  optional(F::actor_session_id);
+  text(F::resource_type);
+  text(F::resource_id);
+  optional(F::related_resources);
+  optional(F::changes);
+  optional(F::outcome_status);
+  optional(F::outcome_error_code);
+  optional(F::description);
+  optional(F::metadata);
+  optional(F::correlation_id);
+  optional(F::request_id);
+  text(F::source_service);
+  optional(F::trace_id);
+  if (has_extra(e)) {
+    thread_local std::string extra;
+    extra.clear();
+    render_extra(e, extra);
+    row.text(extra);
+  } else {
+    row.null();
+  }
+  row.end_row();
+
   copy_text::row_builder id_row(ids_copy);
-  id_row.text(r.tenant_id);
-  id_row.text(digest_hex(identity_digest(r.ce_source, r.ce_id)));
-  id_row.text(r.ce_source);
-  id_row.text(r.ce_id);
+  id_row.text(e.get(F::tenant_id));
+  id_row.text(digest_hex(identity_digest(e.get(F::ce_source), e.get(F::ce_id))));
+  id_row.text(e.get(F::ce_source));
+  id_row.text(e.get(F::ce_id));
   id_row.integer(sequence);
-  id_row.text(format_rfc3339_us(r.occurred_at_us));
+  id_row.text(e.get(F::occurred_at));
   id_row.end_row();
 }
 

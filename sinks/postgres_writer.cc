@@ -14,7 +14,6 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "sinks/copy_encoding.h"
-#include "sinks/event_columns.h"
 #include "sinks/event_rows.h"
 #include "sinks/pg_session.h"
 
@@ -155,7 +154,7 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
   if (auto r = session_.exec("BEGIN"); !r.ok()) return r;
 
   std::vector<std::string> tenants;
-  for (const auto& r : records) tenants.push_back(r.tenant_id);
+  for (const auto& r : records) tenants.emplace_back(r.tenant_id());
   std::sort(tenants.begin(), tenants.end());
   tenants.erase(std::unique(tenants.begin(), tenants.end()), tenants.end());
   std::vector<std::string> fresh;
@@ -213,9 +212,9 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
     for (size_t i = 0; i < records.size(); ++i) {
       const auto& r = records[i];
       key.clear();
-      key.append(r.tenant_id).push_back('\x1f');
-      key.append(r.ce_source).push_back('\x1f');
-      key.append(r.ce_id);
+      key.append(r.tenant_id()).push_back('\x1f');
+      key.append(r.ce_source()).push_back('\x1f');
+      key.append(r.ce_id());
       auto [it, inserted] = seen.emplace(key, static_cast<int>(i));
       if (!inserted) same_as[i] = it->second;
     }
@@ -229,10 +228,10 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
       if (same_as[i] >= 0) continue;
       copy_text::row_builder row(copy_buf_);
       row.integer(static_cast<int64_t>(i));
-      row.text(records[i].tenant_id);
-      row.text(digest_hex(identity_digest(records[i].ce_source, records[i].ce_id)));
-      row.text(records[i].ce_source);
-      row.text(records[i].ce_id);
+      row.text(records[i].tenant_id());
+      row.text(digest_hex(identity_digest(records[i].ce_source(), records[i].ce_id())));
+      row.text(records[i].ce_source());
+      row.text(records[i].ce_id());
       row.end_row();
     }
     if (auto r = session_.copy_in("COPY trail_keys (n, t, d, s, i) FROM STDIN", copy_buf_); !r.ok()) return r;
@@ -268,8 +267,8 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
   for (size_t i = 0; i < records.size(); ++i) {
     if (same_as[i] >= 0 || stored_seq[i] > 0 || collided_[i]) continue;
     auto& r = records[i];
-    seq[i] = ++head[r.tenant_id];
-    render_rows(r, seq[i], copy_buf_, ids_buf_);
+    seq[i] = ++head[std::string(r.tenant_id())];
+    render_rows(r.event, seq[i], copy_buf_, ids_buf_);
     ++rows;
   }
   if (rows > 0) {
@@ -284,8 +283,7 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
       }
       return r;
     }
-    static const std::string copy_sql = std::string("COPY audit.events (") + kEventCopyColumns + ") FROM STDIN";
-    if (auto r = session_.copy_in(copy_sql, copy_buf_); !r.ok()) return r;
+    if (auto r = session_.copy_in(kEventsCopy, copy_buf_); !r.ok()) return r;
     std::vector<std::string> ts, ss;
     for (const auto& [t, s] : head) {
       ts.push_back(t);
@@ -343,8 +341,8 @@ db_result postgres_writer_pool::writer::try_write(std::vector<audit_record>& rec
     for (size_t i = 0; i < records.size();) {
       size_t j = i;
       uint64_t stored = 0;
-      while (j < records.size() && records[j].tenant_id == records[i].tenant_id) stored += !records[j++].duplicate;
-      if (stored) top->add(records[i].tenant_id, stored);
+      while (j < records.size() && records[j].tenant_id() == records[i].tenant_id()) stored += !records[j++].duplicate;
+      if (stored) top->add(std::string(records[i].tenant_id()), stored);
       i = j;
     }
   }
@@ -391,10 +389,10 @@ void postgres_writer_pool::writer::write(std::vector<audit_record>&& records, bo
             kept.push_back(std::move(records[i]));
             continue;
           }
-          const std::string digest = digest_hex(identity_digest(records[i].ce_source, records[i].ce_id));
+          const std::string digest = digest_hex(identity_digest(records[i].ce_source(), records[i].ce_id()));
           log::error("writer", "an event's identity digest is already held by a different event; refusing it",
-                     {{"tenant", records[i].tenant_id}, {"ce_source", records[i].ce_source},
-                      {"ce_id", records[i].ce_id}, {"id_digest", digest}});
+                     {{"tenant", records[i].tenant_id()}, {"ce_source", records[i].ce_source()},
+                      {"ce_id", records[i].ce_id()}, {"id_digest", digest}});
           observer_.refused(std::move(records[i]), reason::database_rejected,
                             "identity digest " + digest + " of (source, id) is already held by another stored event "
                             "of this tenant (a SHA-256 collision); the event cannot be stored under this identity");
@@ -416,7 +414,7 @@ void postgres_writer_pool::writer::write(std::vector<audit_record>&& records, bo
         metrics::get().db_error(r.sqlstate).Increment();
         if (records.size() == 1) {
           log::limited(log::level::warn, "writer", "PostgreSQL refused an event; it goes to the dead-letter stream",
-                    {{"tenant", records[0].tenant_id}, {"ce_id", records[0].ce_id}, {"sqlstate", r.sqlstate}, {"error", r.message}});
+                    {{"tenant", records[0].tenant_id()}, {"ce_id", records[0].ce_id()}, {"sqlstate", r.sqlstate}, {"error", r.message}});
           observer_.refused(std::move(records[0]), reason::database_rejected, r.sqlstate + ": " + r.message);
           return;
         } else {

@@ -2,13 +2,13 @@
 //
 // Makes --distinct messages with trail-loadgen's generator (not timed), then
 // takes --count events on one thread through the real code of each step:
-//   decode   event_decoder (content mode, CloudEvents envelope, payload
-//            validation, COPY row and committed-event rendering), as a
-//            validator actor does;
+//   decode   event_decoder: content mode, CloudEvents envelope, payload
+//            validation, into the typed audit_event, as a validator actor does;
 //   route    the split by writer lane and the batcher's grouping by tenant
 //            into transactions of pg.txn_max_events (tenant_groups);
 //   encode   the writer's COPY rows for audit.event_ids and audit.events
-//            (render_rows), with per-tenant sequences.
+//            (render_rows), with per-tenant sequences, and the finalizer's
+//            committed CloudEvent (render_committed_event).
 // and reports ns per event (--stage decode stops after the first step). Use
 // it to see a regression in seconds, without the 20-minute bench:
 //
@@ -27,7 +27,8 @@
 #include <unordered_map>
 
 #include "actors/batching.h"
-#include "actors/event_decoder.h"
+#include "decode/event_decoder.h"
+#include "decode/event_json.h"
 #include "sinks/event_rows.h"
 #include "sinks/sink.h"
 #include "load-tests/loadgen/generator.h"
@@ -84,31 +85,41 @@ int main(int argc, char** argv) {
   trail::tenant_groups lanes[kLanes];
   trail::record_batch by_lane[kLanes];
   std::unordered_map<std::string, int64_t> heads;
-  std::string events_copy, ids_copy;
+  std::string events_copy, ids_copy, committed;
   uint64_t events = 0, refused = 0, rendered = 0, transactions = 0;
   auto write = [&](trail::record_batch&& txn) {  // what a writer renders for one transaction
     events_copy.clear();
     ids_copy.clear();
-    for (const auto& r : txn) trail::render_rows(r, ++heads[r.tenant_id], events_copy, ids_copy);
+    for (auto& r : txn) r.sequence = ++heads[std::string(r.tenant_id())];
+    for (const auto& r : txn) trail::render_rows(r.event, r.sequence, events_copy, ids_copy);
     rendered += events_copy.size() + ids_copy.size();
+    for (const auto& r : txn) {  // after COMMIT, on the finalizer's thread
+      committed.clear();
+      trail::render_committed_event(r.event, trail::padded_sequence(r.sequence), "2026-11-24T00:00:00.000000Z", committed);
+      rendered += committed.size();
+    }
     ++transactions;
   };
   const auto start = std::chrono::steady_clock::now();
   for (uint64_t n = 0; events < count; ++n) {
     auto& p = msgs[n % msgs.size()];
-    trail::decode_outcome out = decoder.decode(p.in);
+    trail::decode_outcome out = decoder.decode(p.in.view());
     if (out.rejected) {
       ++refused;
       if (refused == 1) std::fprintf(stderr, "refused: %s: %s\n", trail::to_string(out.rejected->code), out.rejected->message.c_str());
       ++events;
       continue;
     }
-    events += out.records.size();
+    events += out.events.size();
     if (!full) {
-      for (const auto& r : out.records) rendered += r.copy_tail.size() + r.committed_head.size() + r.data_json.size();
+      for (const auto& e : out.events) rendered += e.text_bytes();
       continue;
     }
-    for (auto& r : out.records) by_lane[trail::lane_for(r.tenant_id, kLanes)].push_back(std::move(r));
+    for (auto& e : out.events) {
+      auto& lane = by_lane[trail::lane_for(e.get(trail::event_field::tenant_id), kLanes)];
+      lane.emplace_back().origin = &p.in;
+      lane.back().event = std::move(e);
+    }
     if ((n + 1) % kChunk != 0 && events < count) continue;
     for (size_t l = 0; l < kLanes; ++l) {  // the end of a chunk: one hand-off per lane
       if (by_lane[l].empty()) continue;

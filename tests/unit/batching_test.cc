@@ -34,9 +34,10 @@ record_batch records(const std::string& tenant, int n, int first = 0, size_t byt
   record_batch b;
   for (int i = 0; i < n; ++i) {
     audit_record r;
-    r.tenant_id = tenant;
-    r.ce_id = std::to_string(first + i);
-    r.copy_tail = std::string(bytes, 'x');
+    r.event.set(trail::event_field::tenant_id, tenant);
+    r.event.set(trail::event_field::ce_id, std::to_string(first + i));
+    // The batcher sizes a transaction by the events' text bytes.
+    r.event.set(trail::event_field::description, std::string(bytes - tenant.size() - r.ce_id().size(), 'x'));
     b.push_back(std::move(r));
   }
   return b;
@@ -44,7 +45,7 @@ record_batch records(const std::string& tenant, int n, int first = 0, size_t byt
 
 std::string tenants_of(const record_batch& b) {
   std::string out;
-  for (const auto& r : b) out += r.tenant_id + r.ce_id + " ";
+  for (const auto& r : b) out += std::string(r.tenant_id()) + std::string(r.ce_id()) + " ";
   return out;
 }
 
@@ -166,8 +167,8 @@ TEST_CASE("take_transaction: nothing lost or reordered within a tenant, whatever
   for (const auto& txn : f.sink.submitted) {
     CHECK(txn.size() <= limits.max_events);
     for (const auto& r : txn) {
-      CHECK(r.ce_id == std::to_string(next[r.tenant_id]));
-      ++next[r.tenant_id];
+      CHECK(r.ce_id() == std::to_string(next[std::string(r.tenant_id())]));
+      ++next[std::string(r.tenant_id())];
       ++total;
     }
   }

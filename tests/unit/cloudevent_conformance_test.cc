@@ -5,8 +5,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "actors/cloudevent.h"
-#include "actors/event_decoder.h"
+#include "decode/cloudevent.h"
+#include "decode/event_decoder.h"
 
 namespace {
 

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "sinks/copy_encoding.h"
 #include "sinks/event_rows.h"
 
@@ -42,16 +44,26 @@ TEST_CASE("identity digest: SHA-256 of length-prefixed source and id, first 16 b
   CHECK(digest_hex(identity_digest("a", "bc")) == "fac4d75282e3de358e8a42f2e1166bfe");
 }
 
-TEST_CASE("render_rows: the identity row carries tenant, digest, source, id, sequence and time", "[copy]") {
-  trail::audit_record r;
-  r.tenant_id = "acme";
-  r.ce_source = "ab";
-  r.ce_id = "c\td";
-  r.occurred_at_us = 0;
-  r.copy_tail = "acme\trest\n";
+TEST_CASE("render_rows: both rows from one typed event, in the COPY statements' column order", "[copy]") {
+  using F = trail::event_field;
+  trail::audit_event e;
+  const std::pair<F, std::string> texts[] = {
+      {F::tenant_id, "acme"}, {F::ce_source, "ab"}, {F::ce_id, "c\td"}, {F::ce_type, "t"},
+      {F::occurred_at, "1970-01-01T00:00:00.000000Z"}, {F::action, "a.b"}, {F::category, "CATEGORY_X"},
+      {F::severity, "SEVERITY_INFO"}, {F::actor_type, "ACTOR_TYPE_USER"}, {F::actor_id, "u\n1"},
+      {F::resource_type, "doc"}, {F::resource_id, "d1"}, {F::metadata, R"({"k":"v\\w"})"},
+      {F::source_service, "svc"}};
+  for (const auto& [f, v] : texts) e.set(f, v);
+  e.mode = trail::ingest_mode::batch;
   std::string events, ids;
-  trail::render_rows(r, 42, events, ids);
-  CHECK(events == "42\tacme\trest\n");
+  trail::render_rows(e, 42, events, ids);
+  // Every column of kEventsCopy, in order; absent optional values are \N.
+  CHECK(events ==
+        "42\tacme\t1970-01-01T00:00:00.000000Z\tab\tc\\td\tt\t\\N\tbatch\ta.b\tCATEGORY_X\tSEVERITY_INFO\t"
+        "ACTOR_TYPE_USER\tu\\n1\t\\N\t\\N\t\\N\t\\N\tdoc\td1\t\\N\t\\N\t\\N\t\\N\t\\N\t"
+        "{\"k\":\"v\\\\\\\\w\"}\t\\N\t\\N\tsvc\t\\N\t\\N\n");
+  const std::string columns(trail::kEventsCopy);
+  CHECK(std::count(columns.begin(), columns.end(), ',') + 1 == std::count(events.begin(), events.end(), '\t') + 1);
   CHECK(ids == "acme\t" + trail::digest_hex(trail::identity_digest("ab", "c\td")) +
                    "\tab\tc\\td\t42\t1970-01-01T00:00:00.000000Z\n");
 }

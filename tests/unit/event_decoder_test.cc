@@ -1,11 +1,16 @@
-// The audit payload validator and the content-mode decoder (actors/event_decoder).
+// The audit payload validator and the content-mode decoder (decode/event_decoder), and
+// the renderings of the typed event it builds (sinks/event_rows, decode/event_json).
 #include <catch2/catch.hpp>
 
-#include "actors/event_decoder.h"
+#include "decode/event_decoder.h"
+#include "common/record.h"
 #include "common/time.h"
+#include "decode/event_json.h"
 #include "sinks/copy_encoding.h"
+#include "sinks/event_rows.h"
 
-using trail::audit_record;
+using trail::audit_event;
+using trail::event_field;
 using trail::decode_outcome;
 using trail::event_decoder;
 using trail::inbound_message;
@@ -33,15 +38,20 @@ struct message {
 
 decode_outcome decode(message& m, trail::decoder_limits limits = {}) {
   event_decoder d(limits);
-  return d.decode(m.in);
+  return d.decode(m.in.view());
 }
 
-// Splits a COPY row into decoded columns (sequence excluded: the writer adds it).
-std::vector<std::string> columns(const audit_record& r) {
+// The event's COPY row for audit.events, split into decoded columns after the
+// sequence (which the writer assigns).
+std::vector<std::string> columns(const audit_event& e) {
   std::vector<std::string> out;
-  std::string_view row(r.copy_tail);
+  std::string events, ids;
+  trail::render_rows(e, 7, events, ids);
+  std::string_view row(events);
   REQUIRE(row.back() == '\n');
   row.remove_suffix(1);
+  REQUIRE(row.substr(0, 2) == "7\t");
+  row.remove_prefix(2);
   size_t start = 0;
   while (true) {
     size_t tab = row.find('\t', start);
@@ -62,8 +72,8 @@ TEST_CASE("structured event with a minimal payload gets the documented defaults"
   message m(structured(kPayload, R"("time":"2026-11-20T10:00:00.123456789Z",)"));
   auto out = decode(m);
   REQUIRE_FALSE(out.rejected.has_value());
-  REQUIRE(out.records.size() == 1);
-  auto c = columns(out.records[0]);
+  REQUIRE(out.events.size() == 1);
+  auto c = columns(out.events[0]);
   REQUIRE(c.size() == ncols);
   CHECK(c[tenant] == "acme");
   CHECK(c[occurred] == "2026-11-20T10:00:00.123456Z");
@@ -76,7 +86,6 @@ TEST_CASE("structured event with a minimal payload gets the documented defaults"
   CHECK(c[source_service] == "//iam");  // defaults to the CloudEvents source
   CHECK(c[outcome_status] == "<null>");
   CHECK(c[extra] == "<null>");
-  CHECK(out.records[0].origin == &m.in);
 }
 
 TEST_CASE("payload fields are validated one by one", "[decoder]") {
@@ -108,7 +117,7 @@ TEST_CASE("payload fields are validated one by one", "[decoder]") {
     REQUIRE(out.rejected.has_value());
     CHECK(std::string(trail::to_string(out.rejected->code)) == "payload_invalid");
     CHECK_THAT(out.rejected->message, Catch::Contains(bc.expected));
-    CHECK(out.records.empty());
+    CHECK(out.events.empty());
   }
 }
 
@@ -117,7 +126,7 @@ TEST_CASE("tenant id may come from the tenantid extension but must agree with da
   message ok(structured(no_tenant, R"("tenantid":"t-9",)"));
   auto out = decode(ok);
   REQUIRE_FALSE(out.rejected);
-  CHECK(out.records[0].tenant_id == "t-9");
+  CHECK(out.events[0].get(event_field::tenant_id) == "t-9");
 
   message clash(structured(kPayload, R"("tenantid":"other",)"));
   auto bad = decode(clash);
@@ -131,7 +140,7 @@ TEST_CASE("enums accept short forms and normalize them", "[decoder]") {
                        R"("outcome":"denied"})"));
   auto out = decode(m);
   REQUIRE_FALSE(out.rejected);
-  auto c = columns(out.records[0]);
+  auto c = columns(out.events[0]);
   CHECK(c[actor_type] == "ACTOR_TYPE_API_KEY");
   CHECK(c[severity] == "SEVERITY_WARNING");
   CHECK(c[category] == "CATEGORY_AUTH");
@@ -151,7 +160,7 @@ TEST_CASE("changed_fields is computed when missing and both values are objects",
                        R"("changes":{"old_value":{"role":"viewer"},"new_value":{"role":"admin","x":1}}})"));
   auto out = decode(m);
   REQUIRE_FALSE(out.rejected);
-  auto c = columns(out.records[0]);
+  auto c = columns(out.events[0]);
   CHECK_THAT(c[changes], Catch::Contains(R"("changed_fields":["role","x"])"));
 
   message given(structured(R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},)"
@@ -159,14 +168,14 @@ TEST_CASE("changed_fields is computed when missing and both values are objects",
                            R"("changes":{"old_value":{"a":1},"new_value":{"a":2},"changed_fields":["mine"]}})"));
   auto out2 = decode(given);
   REQUIRE_FALSE(out2.rejected);
-  CHECK_THAT(columns(out2.records[0])[changes], Catch::Contains(R"("changed_fields":["mine"])"));
+  CHECK_THAT(columns(out2.events[0])[changes], Catch::Contains(R"("changed_fields":["mine"])"));
 }
 
 TEST_CASE("trace id, source service and occurred_at fall back to the envelope", "[decoder]") {
   message m(structured(kPayload, R"("traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",)"));
   auto out = decode(m);
   REQUIRE_FALSE(out.rejected);
-  auto c = columns(out.records[0]);
+  auto c = columns(out.events[0]);
   CHECK(c[trace] == "4bf92f3577b34da6a3ce929d0e0e4736");
   // no time anywhere: the broker's receive time
   CHECK(c[occurred] == trail::format_rfc3339_us(m.in.stream_time_us));
@@ -183,8 +192,8 @@ TEST_CASE("binary mode reads percent-decoded ce- headers case-insensitively", "[
   auto out = decode(m);
   REQUIRE_FALSE(out.rejected);
   CHECK(out.mode == trail::ingest_mode::binary);
-  CHECK(out.records[0].ce_id == "b-1");
-  CHECK(out.records[0].ce_source == "//billing");
+  CHECK(out.events[0].get(event_field::ce_id) == "b-1");
+  CHECK(out.events[0].get(event_field::ce_source) == "//billing");
 
   message bad(kPayload, {{"ce-specversion", "1.0"}, {"ce-id", "x%zz"}, {"ce-source", "s"}, {"ce-type", "t"}});
   auto r = decode(bad);
@@ -206,8 +215,8 @@ TEST_CASE("batch mode is valid or invalid as a whole", "[decoder][batch]") {
   auto out = decode(ok);
   REQUIRE_FALSE(out.rejected);
   CHECK(out.mode == trail::ingest_mode::batch);
-  REQUIRE(out.records.size() == 2);
-  CHECK(out.records[1].ce_id == "ev-2");
+  REQUIRE(out.events.size() == 2);
+  CHECK(out.events[1].get(event_field::ce_id) == "ev-2");
 
   const std::string invalid = structured(R"({"tenant_id":"t"})");
   message bad("[" + e1 + "," + invalid + "]");
@@ -215,12 +224,12 @@ TEST_CASE("batch mode is valid or invalid as a whole", "[decoder][batch]") {
   REQUIRE(r.rejected);
   CHECK(std::string(trail::to_string(r.rejected->code)) == "batch_invalid");
   CHECK_THAT(r.rejected->message, Catch::Contains("batch element 1"));
-  CHECK(r.records.empty());
+  CHECK(r.events.empty());
 
   message empty("[]", {{"Content-Type", "application/cloudevents-batch+json"}});
   auto e = decode(empty);
   CHECK_FALSE(e.rejected);
-  CHECK(e.records.empty());
+  CHECK(e.events.empty());
 }
 
 TEST_CASE("a bare audit object gets a deterministic UUIDv7 and the receive time", "[decoder][bare]") {
@@ -228,11 +237,11 @@ TEST_CASE("a bare audit object gets a deterministic UUIDv7 and the receive time"
   auto a = decode(m1), b = decode(m2);
   REQUIRE_FALSE(a.rejected);
   CHECK(a.mode == trail::ingest_mode::bare);
-  CHECK(a.records[0].ce_id == b.records[0].ce_id);  // same stream position, same identity
-  CHECK(a.records[0].ce_id.size() == 36);
-  CHECK(a.records[0].ce_id[14] == '7');
+  CHECK(a.events[0].get(event_field::ce_id) == b.events[0].get(event_field::ce_id));  // same stream position, same identity
+  CHECK(a.events[0].get(event_field::ce_id).size() == 36);
+  CHECK(a.events[0].get(event_field::ce_id)[14] == '7');
   m2.in.stream_seq = 43;
-  CHECK(decode(m2).records[0].ce_id != a.records[0].ce_id);
+  CHECK(decode(m2).events[0].get(event_field::ce_id) != a.events[0].get(event_field::ce_id));
 }
 
 TEST_CASE("bad bytes are refused with a reason, never stored", "[decoder]") {
@@ -288,12 +297,14 @@ TEST_CASE("the committed event carries the normalized payload", "[decoder]") {
   message m(structured(kPayload));
   auto out = decode(m);
   REQUIRE_FALSE(out.rejected);
-  const auto& r = out.records[0];
-  const std::string full = r.committed_head + R"("sequence":"1","recordedtime":"x","data":)" + r.data_json + "}";
+  std::string full;
+  trail::render_committed_event(out.events[0], trail::padded_sequence(1), "x", full);
   rapidjson::Document d;
   d.Parse(full.c_str());
   REQUIRE_FALSE(d.HasParseError());
   CHECK(std::string(d["tenantid"].GetString()) == "acme");
+  CHECK(std::string(d["sequence"].GetString()) == "0000000000000000001");
+  CHECK(std::string(d["recordedtime"].GetString()) == "x");
   CHECK(std::string(d["data"]["actor"]["type"].GetString()) == "ACTOR_TYPE_USER");
   CHECK(std::string(d["data"]["primary_resource"]["id"].GetString()) == "u2");
 }

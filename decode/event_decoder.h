@@ -1,7 +1,8 @@
 #pragma once
-// Turns one broker message into validated audit records, or into a rejection.
-// Pure and single-threaded: each validator actor owns one event_decoder (and
-// with it the parse buffers it reuses from message to message).
+// Turns one broker message into typed audit events (decode/audit_event.h), or
+// into a rejection. Pure and single-threaded: each validator actor owns one
+// event_decoder (and with it the parse buffers it reuses from message to
+// message). No broker or database code: the message arrives as a view.
 
 #include <rapidjson/document.h>
 
@@ -11,8 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "actors/cloudevent.h"
-#include "common/record.h"
+#include "decode/cloudevent.h"
+#include "decode/audit_event.h"
+#include "decode/message.h"
+#include "decode/rejection.h"
 
 namespace trail {
 
@@ -29,15 +32,14 @@ struct decoder_limits {
 
 struct decode_outcome {
   ingest_mode mode = ingest_mode::structured;
-  std::vector<audit_record> records;
-  std::optional<rejection> rejected;  // set: the whole message is refused
+  std::vector<audit_event> events;
+  std::optional<rejection> rejected;  // set: the whole message is refused (and `events` is empty)
 };
 
 class event_decoder {
  public:
   explicit event_decoder(decoder_limits limits = {});
-  // `msg` must outlive the records (they point back at it).
-  decode_outcome decode(inbound_message& msg);
+  decode_outcome decode(const message_view& msg);
 
  private:
   // The pools keep these buffers across Clear(), so parsing a typical event
@@ -68,13 +70,11 @@ std::optional<rejection> check_storable(const rapidjson::Value& v, size_t max_de
 // operator== looks every member up linearly).
 bool json_equal(const rapidjson::Value& a, const rapidjson::Value& b);
 
-// Bytes the committed copy of `r` takes on the wire (subject, headers, body).
-size_t committed_wire_bytes(const audit_record& r, size_t subject_prefix_bytes);
-
-// Validates the audit payload of one event and renders its record.
-// `receive_time_us` is the occurred_at of last resort.
-std::optional<rejection> build_record(const ce_envelope& env, const rapidjson::Value& data,
-                                      ingest_mode mode, int64_t receive_time_us, audit_record& out);
+// Validates the audit payload of one event and builds the typed event.
+// `receive_time_us` is the occurred_at of last resort; `size_hint` the
+// event's size in the message (to size the event's arena once).
+std::optional<rejection> build_event(const ce_envelope& env, const rapidjson::Value& data, ingest_mode mode,
+                                     int64_t receive_time_us, size_t size_hint, audit_event& out);
 
 // Top-level keys whose values differ between two objects, sorted. O(n log n).
 std::vector<std::string> compute_changed_fields(const rapidjson::Value& old_value,

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/record.h"
+#include "decode/rejection.h"
 
 namespace trail {
 

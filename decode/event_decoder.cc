@@ -1,10 +1,8 @@
-#include "actors/event_decoder.h"
+#include "decode/event_decoder.h"
 
 #include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <rapidjson/error/en.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <cctype>
@@ -12,13 +10,13 @@
 
 #include "common/time.h"
 #include "common/uuid.h"
-#include "sinks/copy_encoding.h"
+#include "decode/event_json.h"
+#include "decode/json_out.h"
 
 namespace trail {
 namespace {
 
 using rapidjson::Value;
-using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag |
                                  rapidjson::kParseFullPrecisionFlag;
@@ -31,27 +29,6 @@ constexpr size_t kCommittedSubjectAllowance = 64;
 std::string_view sv(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
 
 rejection payload_error(std::string msg) { return {reason::payload_invalid, std::move(msg)}; }
-
-void write_string(json_writer& w, std::string_view s) {
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-void write_key(json_writer& w, std::string_view s) {
-  w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-// One reusable output buffer per thread: rendering allocates only when an
-// event is larger than any before it on this thread.
-rapidjson::StringBuffer& scratch() {
-  thread_local rapidjson::StringBuffer sb;
-  sb.Clear();
-  return sb;
-}
-
-std::string render(const Value& v) {
-  auto& sb = scratch();
-  json_writer w(sb);
-  v.Accept(w);
-  return {sb.GetString(), sb.GetSize()};
-}
 
 // Field-by-field reader of one JSON object of the payload; the first error wins.
 class fields {
@@ -349,8 +326,8 @@ std::vector<std::string> compute_changed_fields(const Value& old_value, const Va
   return out;
 }
 
-std::optional<rejection> build_record(const ce_envelope& env, const Value& data, ingest_mode mode,
-                                      int64_t receive_time_us, audit_record& out) {
+std::optional<rejection> build_event(const ce_envelope& env, const Value& data, ingest_mode mode,
+                                     int64_t receive_time_us, size_t size_hint, audit_event& out) {
   if (!data.IsObject()) return payload_error("the audit payload (data) must be a JSON object");
   fields f(data, "data");
   std::optional<rejection> err;
@@ -512,225 +489,99 @@ std::optional<rejection> build_record(const ce_envelope& env, const Value& data,
   } else {
     occurred_us = receive_time_us;
   }
-  const std::string occurred = format_rfc3339_us(occurred_us);
 
-  // ---- extra: extensions and unknown payload fields, kept verbatim ----
-  std::string extra;
-  {
-    bool any_unknown = false;
-    for (auto m = data.MemberBegin(); m != data.MemberEnd() && !any_unknown; ++m)
-      any_unknown = !is_known_payload_field(sv(m->name));
-    if (any_unknown || !env.extensions.empty() || env.dataschema) {
-      auto& sb = scratch();
-      json_writer w(sb);
-      w.StartObject();
-      if (env.dataschema) {
-        w.Key("dataschema");
-        write_string(w, *env.dataschema);
-      }
-      if (!env.extensions.empty()) {
-        w.Key("extensions");
-        w.StartObject();
-        for (const auto& e : env.extensions) {
-          write_key(w, e.name);
-          if (e.type == ce_extension::kind::string) write_string(w, e.text);
-          else if (e.type == ce_extension::kind::boolean) w.Bool(e.text == "true");
-          else w.RawValue(e.text.data(), e.text.size(), rapidjson::kNumberType);
-        }
-        w.EndObject();
-      }
-      if (any_unknown) {
-        w.Key("unknown");
-        w.StartObject();
-        for (auto m = data.MemberBegin(); m != data.MemberEnd(); ++m) {
-          if (is_known_payload_field(sv(m->name))) continue;
-          write_key(w, sv(m->name));
-          m->value.Accept(w);
-        }
-        w.EndObject();
-      }
-      w.EndObject();
-      extra.assign(sb.GetString(), sb.GetSize());
-    }
-  }
-
-  std::string changes_json;
-  if (changes_v) {
-    auto& sb = scratch();
-    json_writer w(sb);
-    w.StartObject();
-    for (auto m = changes_v->MemberBegin(); m != changes_v->MemberEnd(); ++m) {
-      w.Key(m->name.GetString(), m->name.GetStringLength());
-      m->value.Accept(w);
-    }
-    if (add_changed_fields) {
-      w.Key("changed_fields");
-      w.StartArray();
-      for (const auto& c : computed_fields) write_string(w, c);
-      w.EndArray();
-    }
-    w.EndObject();
-    changes_json.assign(sb.GetString(), sb.GetSize());
-  }
-  const std::string related_json = related_v ? render(*related_v) : std::string();
-  const std::string metadata_json = metadata_v ? render(*metadata_v) : std::string();
-
-  // ---- the COPY row (see sinks/event_columns.h for the order) ----
-  out.copy_tail.clear();
-  {
-    copy_text::row_builder row(out.copy_tail);
-    row.text(*tenant);
-    row.text(occurred);
-    row.text(env.source);
-    row.text(env.id);
-    row.text(env.type);
-    row.optional_text(env.subject ? *env.subject : std::string_view(), env.subject.has_value());
-    row.text(to_string(mode));
-    row.text(*action);
-    row.text(category);
-    row.text(severity);
-    row.text(*actor_type);
-    row.text(*actor_id);
-    row.optional_text(actor_name ? *actor_name : std::string_view(), actor_name.has_value());
-    row.optional_text(actor_ip ? *actor_ip : std::string_view(), actor_ip.has_value());
-    row.optional_text(actor_ua ? *actor_ua : std::string_view(), actor_ua.has_value());
-    row.optional_text(actor_session ? *actor_session : std::string_view(), actor_session.has_value());
-    row.text(resource.type);
-    row.text(resource.id);
-    row.optional_text(related_json, related_v != nullptr);
-    row.optional_text(changes_json, changes_v != nullptr);
-    row.optional_text(outcome_status ? *outcome_status : std::string_view(), outcome_status.has_value());
-    row.optional_text(outcome_code ? *outcome_code : std::string_view(), outcome_code.has_value());
-    row.optional_text(description ? *description : std::string_view(), description.has_value());
-    row.optional_text(metadata_json, metadata_v != nullptr);
-    row.optional_text(correlation_id ? *correlation_id : std::string_view(), correlation_id.has_value());
-    row.optional_text(request_id ? *request_id : std::string_view(), request_id.has_value());
-    row.text(*source_service);
-    row.optional_text(trace_id ? *trace_id : std::string_view(), trace_id.has_value());
-    row.optional_text(extra, !extra.empty());
-    row.end_row();
-  }
-
-  // ---- the committed CloudEvent: normalized payload ----
-  {
-    auto& sb = scratch();
-    json_writer w(sb);
-    auto opt = [&](const char* key, const std::optional<std::string_view>& v) {
-      if (!v) return;
-      w.Key(key);
-      write_string(w, *v);
-    };
-    w.StartObject();
-    w.Key("tenant_id");
-    write_string(w, *tenant);
-    w.Key("occurred_at");
-    write_string(w, occurred);
-    w.Key("action");
-    write_string(w, *action);
-    w.Key("category");
-    write_string(w, category);
-    w.Key("severity");
-    write_string(w, severity);
-    w.Key("actor");
-    w.StartObject();
-    w.Key("type");
-    write_string(w, *actor_type);
-    w.Key("id");
-    write_string(w, *actor_id);
-    opt("display_name", actor_name);
-    opt("ip", actor_ip);
-    opt("user_agent", actor_ua);
-    opt("session_id", actor_session);
-    w.EndObject();
-    w.Key("primary_resource");
-    w.StartObject();
-    w.Key("type");
-    write_string(w, resource.type);
-    w.Key("id");
-    write_string(w, resource.id);
-    w.EndObject();
-    if (related_v) {
-      w.Key("related_resources");
-      w.RawValue(related_json.data(), related_json.size(), rapidjson::kArrayType);
-    }
-    if (changes_v) {
-      w.Key("changes");
-      w.RawValue(changes_json.data(), changes_json.size(), rapidjson::kObjectType);
-    }
-    if (outcome_status) {
-      w.Key("outcome");
-      w.StartObject();
-      w.Key("status");
-      write_string(w, *outcome_status);
-      opt("error_code", outcome_code);
-      w.EndObject();
-    }
-    opt("description", description);
-    if (metadata_v) {
-      w.Key("metadata");
-      w.RawValue(metadata_json.data(), metadata_json.size(), rapidjson::kObjectType);
-    }
-    opt("correlation_id", correlation_id);
-    opt("request_id", request_id);
-    opt("source_service", source_service);
-    opt("trace_id", trace_id);
-    for (auto m = data.MemberBegin(); m != data.MemberEnd(); ++m) {
-      if (is_known_payload_field(sv(m->name))) continue;
-      write_key(w, sv(m->name));
-      m->value.Accept(w);
-    }
-    w.EndObject();
-    out.data_json.assign(sb.GetString(), sb.GetSize());
-  }
-  {
-    auto& sb = scratch();
-    json_writer w(sb);
-    w.StartObject();
-    w.Key("specversion");
-    w.String("1.0");
-    w.Key("id");
-    write_string(w, env.id);
-    w.Key("source");
-    write_string(w, env.source);
-    w.Key("type");
-    write_string(w, env.type);
-    w.Key("time");
-    write_string(w, occurred);
-    if (env.subject) {
-      w.Key("subject");
-      write_string(w, *env.subject);
-    }
-    w.Key("datacontenttype");
-    w.String("application/json");
-    w.Key("tenantid");
-    write_string(w, *tenant);
-    for (const auto& e : env.extensions) {
-      if (e.name == "tenantid" || e.name == "sequence" || e.name == "recordedtime") continue;
-      write_key(w, e.name);
-      if (e.type == ce_extension::kind::string) write_string(w, e.text);
-      else if (e.type == ce_extension::kind::boolean) w.Bool(e.text == "true");
-      else w.RawValue(e.text.data(), e.text.size(), rapidjson::kNumberType);
-    }
-    w.EndObject();
-    out.committed_head.assign(sb.GetString(), sb.GetSize() - 1);  // drop the closing brace
-    out.committed_head.push_back(',');
-  }
-
-  out.tenant_id.assign(*tenant);
-  out.ce_source = env.source;
-  out.ce_id = env.id;
+  // ---- the typed event ----
+  using F = event_field;
+  out = audit_event();
+  out.reserve(size_hint + 256);
   out.occurred_at_us = occurred_us;
   out.mode = mode;
+  out.set(F::tenant_id, *tenant);
+  out.set(F::ce_source, env.source);
+  out.set(F::ce_id, env.id);
+  out.set(F::ce_type, env.type);
+  if (env.subject) out.set(F::ce_subject, *env.subject);
+  if (env.dataschema) out.set(F::ce_dataschema, *env.dataschema);
+  out.set(F::occurred_at, format_rfc3339_us(occurred_us));
+  out.set(F::action, *action);
+  out.set(F::category, category);
+  out.set(F::severity, severity);
+  out.set(F::actor_type, *actor_type);
+  out.set(F::actor_id, *actor_id);
+  out.set_optional(F::actor_display_name, actor_name);
+  out.set_optional(F::actor_ip, actor_ip);
+  out.set_optional(F::actor_user_agent, actor_ua);
+  out.set_optional(F::actor_session_id, actor_session);
+  out.set(F::resource_type, resource.type);
+  out.set(F::resource_id, resource.id);
+  // JSON values are rendered compact, straight into the event.
+  auto json_field = [&](F f, auto&& write) {
+    string_out sink{&out.begin_field()};
+    json_out w(sink);
+    write(w);
+    out.end_field(f);
+  };
+  auto members_field = [&](F f, auto&& write) {  // an object's members, without its braces
+    string_out sink{&out.begin_field()};
+    json_out w(sink);
+    w.StartObject();
+    write(w);
+    w.EndObject();
+    out.end_field(f, 1);
+  };
+  if (related_v) json_field(F::related_resources, [&](json_out& w) { related_v->Accept(w); });
+  if (changes_v)
+    json_field(F::changes, [&](json_out& w) {
+      w.StartObject();
+      for (auto m = changes_v->MemberBegin(); m != changes_v->MemberEnd(); ++m) {
+        w.Key(m->name.GetString(), m->name.GetStringLength());
+        m->value.Accept(w);
+      }
+      if (add_changed_fields) {
+        w.Key("changed_fields");
+        w.StartArray();
+        for (const auto& c : computed_fields) write_string(w, c);
+        w.EndArray();
+      }
+      w.EndObject();
+    });
+  out.set_optional(F::outcome_status, outcome_status);
+  out.set_optional(F::outcome_error_code, outcome_code);
+  out.set_optional(F::description, description);
+  if (metadata_v) json_field(F::metadata, [&](json_out& w) { metadata_v->Accept(w); });
+  out.set_optional(F::correlation_id, correlation_id);
+  out.set_optional(F::request_id, request_id);
+  out.set(F::source_service, *source_service);
+  out.set_optional(F::trace_id, trace_id);
+  if (!env.extensions.empty()) {
+    auto write_extensions = [&](json_out& w, bool committed) {
+      for (const auto& e : env.extensions) {
+        // Trail sets these three on the committed event itself.
+        if (committed && (e.name == "tenantid" || e.name == "sequence" || e.name == "recordedtime")) continue;
+        write_key(w, e.name);
+        if (e.type == ce_extension::kind::string) write_string(w, e.text);
+        else if (e.type == ce_extension::kind::boolean) w.Bool(e.text == "true");
+        else w.RawValue(e.text.data(), e.text.size(), rapidjson::kNumberType);
+      }
+    };
+    members_field(F::extensions, [&](json_out& w) { write_extensions(w, false); });
+    const bool any_committed = std::any_of(env.extensions.begin(), env.extensions.end(), [](const ce_extension& e) {
+      return e.name != "tenantid" && e.name != "sequence" && e.name != "recordedtime";
+    });
+    if (any_committed) members_field(F::committed_extensions, [&](json_out& w) { write_extensions(w, true); });
+  }
+  bool any_unknown = false;
+  for (auto m = data.MemberBegin(); m != data.MemberEnd() && !any_unknown; ++m)
+    any_unknown = !is_known_payload_field(sv(m->name));
+  if (any_unknown)
+    members_field(F::unknown, [&](json_out& w) {
+      for (auto m = data.MemberBegin(); m != data.MemberEnd(); ++m) {
+        if (is_known_payload_field(sv(m->name))) continue;
+        write_key(w, sv(m->name));
+        m->value.Accept(w);
+      }
+    });
   return std::nullopt;
-}
-
-size_t committed_wire_bytes(const audit_record& r, size_t subject_prefix_bytes) {
-  // Body: head + "sequence":"<19 digits>","recordedtime":"<27>","data": + data + "}".
-  constexpr size_t kTail = sizeof("\"sequence\":\"0000000000000000000\",\"recordedtime\":\"2000-01-01T00:00:00.000000Z\",\"data\":}") - 1;
-  // Headers: NATS/1.0 + "Nats-Msg-Id: <tenant>:<sequence>" (+ Trail-Attempt on a retry).
-  constexpr size_t kHeaders = 10 + 2 + 13 + 1 + 20 + 2 + 20 + 2;
-  return r.committed_head.size() + r.data_json.size() + kTail + kHeaders + 2 * r.tenant_id.size() +
-         subject_prefix_bytes;
 }
 
 // ---------------------------------------------------------------------------
@@ -742,14 +593,14 @@ event_decoder::event_decoder(decoder_limits limits)
       pool_(parse_buffer_.get(), kParseBufferBytes, 64 * 1024),
       stack_pool_(stack_buffer_.get(), kStackBufferBytes, 16 * 1024) {}
 
-decode_outcome event_decoder::decode(inbound_message& msg) {
+decode_outcome event_decoder::decode(const message_view& msg) {
   decode_outcome result;
   pool_.Clear();
   stack_pool_.Clear();
   json_document doc(&pool_, 16 * 1024, &stack_pool_);
 
   auto reject = [&](rejection r) {
-    result.records.clear();
+    result.events.clear();
     result.rejected = std::move(r);
     return std::move(result);
   };
@@ -765,8 +616,16 @@ decode_outcome event_decoder::decode(inbound_message& msg) {
   const size_t message_bytes = msg.data.size() + msg.header_wire_bytes;
   // Each committed event travels as a message of its own: one that cannot
   // fit the broker is refused now, before it is stored.
-  auto committed_fits = [&](const audit_record& r) -> std::optional<rejection> {
-    const size_t n = committed_wire_bytes(r, kCommittedSubjectAllowance);
+  auto committed_fits = [&](const audit_event& e) -> std::optional<rejection> {
+    // Headers: NATS/1.0 + "Nats-Msg-Id: <tenant>:<sequence>" (+ Trail-Attempt on a retry).
+    constexpr size_t kHeaders = 10 + 2 + 13 + 1 + 20 + 2 + 20 + 2;
+    const size_t fixed = kHeaders + 2 * e.get(event_field::tenant_id).size() + kCommittedSubjectAllowance;
+    if (committed_event_bound(e) + fixed <= limits_.max_message_bytes) return std::nullopt;
+    // Near the limit: the exact size (every sequence and recorded time has one length).
+    thread_local std::string probe;
+    probe.clear();
+    render_committed_event(e, padded_sequence(1), "2000-01-01T00:00:00.000000Z", probe);
+    const size_t n = probe.size() + fixed;
     if (n <= limits_.max_message_bytes) return std::nullopt;
     return rejection{reason::too_large, "the committed copy of this event would be " + std::to_string(n) +
                                             " bytes, more than the broker's max_payload of " +
@@ -780,17 +639,16 @@ decode_outcome event_decoder::decode(inbound_message& msg) {
                                             " bytes (headers + body) exceeds the limit of " +
                                             std::to_string(limits_.max_event_bytes)});
     ce_envelope env;
-    if (auto r = parse_binary_envelope(msg.headers, env)) return reject(std::move(*r));
+    if (auto r = parse_binary_envelope(*msg.headers, env)) return reject(std::move(*r));
     if (env.datacontenttype && !is_json_media_type(*env.datacontenttype))
       return reject({reason::unsupported_content,
                      "datacontenttype '" + *env.datacontenttype + "' is not JSON; Trail's audit payload is a JSON object"});
     if (auto r = parse_json(msg.data, doc)) return reject(std::move(*r));
     if (auto r = check_storable(doc, limits_.max_depth, limits_.max_object_keys)) return reject(std::move(*r));
-    audit_record rec;
-    if (auto r = build_record(env, doc, ingest_mode::binary, msg.stream_time_us, rec)) return reject(std::move(*r));
-    if (auto r = committed_fits(rec)) return reject(std::move(*r));
-    rec.origin = &msg;
-    result.records.push_back(std::move(rec));
+    audit_event ev;
+    if (auto r = build_event(env, doc, ingest_mode::binary, msg.stream_time_us, msg.data.size(), ev)) return reject(std::move(*r));
+    if (auto r = committed_fits(ev)) return reject(std::move(*r));
+    result.events.push_back(std::move(ev));
     return result;
   }
 
@@ -812,22 +670,21 @@ decode_outcome event_decoder::decode(inbound_message& msg) {
     if (envs.size() > limits_.max_batch_events)
       return reject({reason::too_large, "batch of " + std::to_string(envs.size()) +
                                             " events exceeds the limit of " + std::to_string(limits_.max_batch_events)});
-    result.records.reserve(envs.size());
+    result.events.reserve(envs.size());
     for (size_t i = 0; i < envs.size(); ++i) {
       const auto& env = envs[i];
-      audit_record rec;
+      audit_event ev;
       if (env.data_base64 || !env.data)
         return reject({reason::batch_invalid, "batch element " + std::to_string(i) +
                                                   ": the audit payload must be a JSON object in 'data'"});
       if (env.datacontenttype && !is_json_media_type(*env.datacontenttype))
         return reject({reason::batch_invalid, "batch element " + std::to_string(i) + ": datacontenttype '" +
                                                   *env.datacontenttype + "' is not JSON"});
-      if (auto r = build_record(env, *env.data, ingest_mode::batch, msg.stream_time_us, rec))
+      if (auto r = build_event(env, *env.data, ingest_mode::batch, msg.stream_time_us, msg.data.size() / envs.size(), ev))
         return reject({reason::batch_invalid, "batch element " + std::to_string(i) + ": " + r->message});
-      if (auto r = committed_fits(rec))
+      if (auto r = committed_fits(ev))
         return reject({reason::too_large, "batch element " + std::to_string(i) + ": " + r->message});
-      rec.origin = &msg;
-      result.records.push_back(std::move(rec));
+      result.events.push_back(std::move(ev));
     }
     return result;
   }
@@ -847,11 +704,10 @@ decode_outcome event_decoder::decode(inbound_message& msg) {
                      ? std::string(sv(svc->value))
                      : std::string("trail:bare");
     env.type = "trail.audit.v1";
-    audit_record rec;
-    if (auto r = build_record(env, doc, ingest_mode::bare, msg.stream_time_us, rec)) return reject(std::move(*r));
-    if (auto r = committed_fits(rec)) return reject(std::move(*r));
-    rec.origin = &msg;
-    result.records.push_back(std::move(rec));
+    audit_event ev;
+    if (auto r = build_event(env, doc, ingest_mode::bare, msg.stream_time_us, msg.data.size(), ev)) return reject(std::move(*r));
+    if (auto r = committed_fits(ev)) return reject(std::move(*r));
+    result.events.push_back(std::move(ev));
     return result;
   }
 
@@ -870,11 +726,10 @@ decode_outcome event_decoder::decode(inbound_message& msg) {
     data = &inner;
   }
   if (!data) return reject({reason::payload_invalid, "the event has no data; Trail needs the audit payload in 'data'"});
-  audit_record rec;
-  if (auto r = build_record(env, *data, ingest_mode::structured, msg.stream_time_us, rec)) return reject(std::move(*r));
-  if (auto r = committed_fits(rec)) return reject(std::move(*r));
-  rec.origin = &msg;
-  result.records.push_back(std::move(rec));
+  audit_event ev;
+  if (auto r = build_event(env, *data, ingest_mode::structured, msg.stream_time_us, msg.data.size(), ev)) return reject(std::move(*r));
+  if (auto r = committed_fits(ev)) return reject(std::move(*r));
+  result.events.push_back(std::move(ev));
   return result;
 }
 

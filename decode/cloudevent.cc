@@ -1,4 +1,4 @@
-#include "actors/cloudevent.h"
+#include "decode/cloudevent.h"
 
 #include <strings.h>
 
