@@ -92,20 +92,6 @@ class audit_event {
   void set_optional(event_field f, const std::optional<std::string_view>& v) {
     if (v) set(f, *v);
   }
-  // Appending a field in pieces: begin, append to arena() as often as needed, end.
-  std::string& begin_field() {
-    open_ = static_cast<uint32_t>(arena_.size());
-    return arena_;
-  }
-  // `trim` bytes at each end are left out of the field (the braces around
-  // JSON members rendered as an object).
-  void end_field(event_field f, uint32_t trim = 0) {
-    auto& s = spans_[idx(f)];
-    s.offset = open_ + trim;
-    s.length = static_cast<uint32_t>(arena_.size() - open_) - 2 * trim;
-    present_ |= 1u << idx(f);
-  }
-
  private:
   static constexpr size_t idx(event_field f) { return static_cast<size_t>(f); }
   struct span {
@@ -115,7 +101,6 @@ class audit_event {
   std::string arena_;
   std::array<span, kEventFieldCount> spans_{};
   uint32_t present_ = 0;
-  uint32_t open_ = 0;
 };
 
 }  // namespace trail

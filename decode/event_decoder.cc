@@ -515,19 +515,20 @@ std::optional<rejection> build_event(const ce_envelope& env, const Value& data, 
   out.set(F::resource_type, resource.type);
   out.set(F::resource_id, resource.id);
   // JSON values are rendered compact, straight into the event.
+  thread_local rapidjson::StringBuffer sb;
   auto json_field = [&](F f, auto&& write) {
-    string_out sink{&out.begin_field()};
-    json_out w(sink);
+    sb.Clear();
+    json_out w(sb);
     write(w);
-    out.end_field(f);
+    out.set(f, text_of(sb));
   };
   auto members_field = [&](F f, auto&& write) {  // an object's members, without its braces
-    string_out sink{&out.begin_field()};
-    json_out w(sink);
+    sb.Clear();
+    json_out w(sb);
     w.StartObject();
     write(w);
     w.EndObject();
-    out.end_field(f, 1);
+    out.set(f, text_of(sb).substr(1, sb.GetSize() - 2));
   };
   if (related_v) json_field(F::related_resources, [&](json_out& w) { related_v->Accept(w); });
   if (changes_v)

@@ -36,18 +36,19 @@ void raw_member(json_out& w, const audit_event& e, const char* key, F f, rapidjs
 // Object members rendered at decode ("\"a\":1,…"), spliced into the object
 // being written. Only after a member has been written: the writer then puts
 // the comma before whatever member follows.
-void splice_members(std::string& out, const audit_event& e, F f) {
+void splice_members(rapidjson::StringBuffer& sb, const audit_event& e, F f) {
   if (!e.has(f) || e.get(f).empty()) return;
-  out.push_back(',');
-  out.append(e.get(f));
+  sb.Put(',');
+  append_raw(sb, e.get(f));
 }
 
 }  // namespace
 
 void render_committed_event(const audit_event& e, const padded_sequence& sequence, std::string_view recorded_time,
                             std::string& out) {
-  string_out sink{&out};
-  json_out w(sink);
+  thread_local rapidjson::StringBuffer sb;
+  sb.Clear();
+  json_out w(sb);
   w.StartObject();
   w.Key("specversion");
   w.String("1.0");
@@ -59,7 +60,7 @@ void render_committed_event(const audit_event& e, const padded_sequence& sequenc
   w.Key("datacontenttype");
   w.String("application/json");
   member(w, "tenantid", e.get(F::tenant_id));
-  splice_members(out, e, F::committed_extensions);
+  splice_members(sb, e, F::committed_extensions);
   member(w, "sequence", sequence.text());
   member(w, "recordedtime", recorded_time);
   w.Key("data");
@@ -98,9 +99,10 @@ void render_committed_event(const audit_event& e, const padded_sequence& sequenc
   optional_member(w, e, "request_id", F::request_id);
   member(w, "source_service", e.get(F::source_service));
   optional_member(w, e, "trace_id", F::trace_id);
-  splice_members(out, e, F::unknown);
+  splice_members(sb, e, F::unknown);
   w.EndObject();
   w.EndObject();
+  out.append(text_of(sb));
 }
 
 size_t committed_event_bound(const audit_event& e) {
@@ -114,23 +116,25 @@ bool has_extra(const audit_event& e) {
 }
 
 void render_extra(const audit_event& e, std::string& out) {
-  string_out sink{&out};
-  json_out w(sink);
+  thread_local rapidjson::StringBuffer sb;
+  sb.Clear();
+  json_out w(sb);
   w.StartObject();
   optional_member(w, e, "dataschema", F::ce_dataschema);
   if (e.has(F::extensions)) {
     w.Key("extensions");
     w.StartObject();
-    out.append(e.get(F::extensions));  // the object is empty so far: no comma
+    append_raw(sb, e.get(F::extensions));  // the object is empty so far: no comma
     w.EndObject();
   }
   if (e.has(F::unknown)) {
     w.Key("unknown");
     w.StartObject();
-    out.append(e.get(F::unknown));
+    append_raw(sb, e.get(F::unknown));
     w.EndObject();
   }
   w.EndObject();
+  out.append(text_of(sb));
 }
 
 }  // namespace trail
