@@ -54,7 +54,7 @@ SETUP="psql -Xqd postgres -c 'DROP DATABASE IF EXISTS trail_bench WITH (FORCE)' 
 VERIFY="n=\$(psql -XAtd trail_bench -c 'SELECT count(*) FROM audit.events'); echo count=\$n; [ \"\$n\" = $N ] \
   && ./natsbench info -c trail-ingest | grep -q ' num_pending=0 num_ack_pending=0 '"
 measure_trail() {  # name binary runs setup
-  TRAILD_BIN=$2 python3 lib/measure.py --out "$OUT/results.jsonl" --log "$OUT/measure.log" --name "$1" --rows "$N" \
+  TRAIL_DRAIN_METRICS=$OUT/metrics-$1.txt TRAILD_BIN=$2 python3 lib/measure.py --out "$OUT/results.jsonl" --log "$OUT/measure.log" --name "$1" --rows "$N" \
     --runs "$3" --setup "$4" --verify "$VERIFY" -- "$ROOT/load-tests/drain-run.sh $WORK/natsbench"
 }
 if [ -z "${TRAILD_BEFORE:-}" ]; then
@@ -101,4 +101,16 @@ if t and t0:
         if a and b:
             scale = 1 if key == "wal_bytes_median" else 1e6
             print("per event, %s: %.1f (older build %.1f)" % (what, a * scale / N_ROWS, b * scale / N_ROWS))
+# Events per transaction, from each run's /metrics at the end of its drain.
+out_dir = os.path.dirname(sys.argv[1])
+for name in ("T1-trail-drain", "T0-trail-drain-before"):
+    path = os.path.join(out_dir, "metrics-%s.txt" % name)
+    if not os.path.exists(path): continue
+    sums = {}
+    for line in open(path):
+        k, v = line.split()
+        sums[k] = sums.get(k, 0.0) + float(v)
+    if sums.get("trail_transaction_events_count"):
+        print("%s: %.0f transactions, %.0f events per transaction" % (name, sums["trail_transaction_events_count"],
+              sums["trail_transaction_events_sum"] / sums["trail_transaction_events_count"]))
 PY

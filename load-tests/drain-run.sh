@@ -11,6 +11,11 @@ sleep 0.5
 while kill -0 "$pid" 2>/dev/null; do
   if "$NATSBENCH" -s "$TRAIL_NATS_URL" info -c "${TRAIL_NATS_CONSUMER:-trail-ingest}" 2>/dev/null |
       grep -q ' num_pending=0 num_ack_pending=0 '; then
+    # Transactions and events per transaction, for the bench's summary.
+    if [ -n "${TRAIL_DRAIN_METRICS:-}" ] && [ -n "${TRAIL_METRICS_ADDR:-}" ]; then
+      curl -s "http://$TRAIL_METRICS_ADDR/metrics" | grep -E '^trail_(commits_total|transaction_events_(sum|count)) ' \
+        >>"$TRAIL_DRAIN_METRICS" || true
+    fi
     kill -TERM "$pid"
     wait "$pid"
     exit $?
