@@ -30,7 +30,8 @@ struct validator_state {
 };
 
 caf::behavior validator(caf::stateful_actor<validator_state>* self, std::vector<caf::actor> batchers,
-                        const batch_sink* sink, decoder_limits limits, uint64_t max_deliver, message_settler* settler) {
+                        const batch_sink* sink, decoder_limits limits, uint64_t max_deliver, message_settler* settler,
+                        message_settlement* settlement) {
   self->state.decoder = std::make_unique<event_decoder>(limits);
   self->state.by_lane.resize(batchers.size());
   return {
@@ -57,11 +58,12 @@ caf::behavior validator(caf::stateful_actor<validator_state>* self, std::vector<
             settler->settle_empty(msg);
             continue;
           }
-          // Set before any record leaves this actor: the finalizer counts down.
-          msg->outstanding.store(static_cast<uint32_t>(out.events.size()), std::memory_order_release);
+          // One reference per record, counted before any record leaves this
+          // actor: the last one to be settled settles the message.
+          msg->refs.store(static_cast<uint32_t>(out.events.size()), std::memory_order_release);
           for (auto& e : out.events) {
             auto& lane = by_lane[sink->lane_of(e.get(event_field::tenant_id))];
-            lane.emplace_back().origin = msg;
+            lane.emplace_back().origin = message_ref::adopt(msg, settlement);
             lane.back().event = std::move(e);
           }
         }
@@ -95,7 +97,8 @@ struct actor_pipeline::impl {
   std::atomic<size_t> next{0};
 };
 
-actor_pipeline::actor_pipeline(const config& cfg, batch_sink& sink, message_settler& settler, size_t max_message_bytes)
+actor_pipeline::actor_pipeline(const config& cfg, batch_sink& sink, message_settler& settler,
+                               message_settlement& settlement, size_t max_message_bytes)
     : impl_(std::make_unique<impl>(cfg)) {
   const batcher_limits blimits{static_cast<size_t>(cfg.txn_max_events), static_cast<size_t>(cfg.txn_max_bytes)};
   for (size_t lane = 0; lane < sink.lanes(); ++lane) {
@@ -108,7 +111,7 @@ actor_pipeline::actor_pipeline(const config& cfg, batch_sink& sink, message_sett
                         static_cast<size_t>(cfg.max_batch_events), static_cast<size_t>(cfg.max_json_depth),
                         static_cast<size_t>(cfg.max_object_keys), max_message_bytes};
   for (int64_t i = 0; i < cfg.validators; ++i)
-    impl_->validators.push_back(impl_->system.spawn(validator, impl_->batchers, &sink, limits, static_cast<uint64_t>(cfg.max_deliver), &settler));
+    impl_->validators.push_back(impl_->system.spawn(validator, impl_->batchers, &sink, limits, static_cast<uint64_t>(cfg.max_deliver), &settler, &settlement));
 }
 
 actor_pipeline::~actor_pipeline() { stop(); }

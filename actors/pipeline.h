@@ -24,7 +24,10 @@ namespace trail {
 class actor_pipeline {
  public:
   // `max_message_bytes`: the broker's max_payload (committed copies must fit).
-  actor_pipeline(const config& cfg, batch_sink& sink, message_settler& settler, size_t max_message_bytes);
+  // `settler` takes the messages refused whole; `settlement` settles a message
+  // once the last of its events' records is settled or dropped.
+  actor_pipeline(const config& cfg, batch_sink& sink, message_settler& settler, message_settlement& settlement,
+                 size_t max_message_bytes);
   ~actor_pipeline();
 
   // Called by the fetch thread; never blocks.

@@ -113,7 +113,7 @@ int run(const config& cfg) {
   dead_letter_publisher dlq(cfg, source, dead_letter_db, *key);
   commit_finalizer finalizer(cfg, source, dlq);
   postgres_writer_pool writers(cfg, finalizer, h);
-  actor_pipeline pipeline(cfg, writers, dlq, static_cast<size_t>(source.max_payload()));
+  actor_pipeline pipeline(cfg, writers, dlq, source, static_cast<size_t>(source.max_payload()));
   dlq.start();
   finalizer.start();
   writers.start();

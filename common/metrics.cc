@@ -19,6 +19,8 @@ metrics::metrics()
       committed(counter(*registry_, "trail_events_committed_total", "Events durably stored in audit.events")),
       duplicates(counter(*registry_, "trail_duplicates_skipped_total",
                          "Events not stored again because an earlier delivery already stored them")),
+      messages_handed_back(counter(*registry_, "trail_messages_handed_back_total",
+                                   "Messages nak'ed for redelivery because one of their events was dropped unsettled (shutdown, abandoned write)")),
       redeliveries(counter(*registry_, "trail_redeliveries_total", "Messages JetStream delivered more than once")),
       republish_ok(counter(*registry_, "trail_republish_confirmed_total",
                            "Committed events republished and confirmed by the broker")),

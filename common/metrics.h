@@ -42,6 +42,7 @@ class metrics {
 
   prometheus::Counter& committed;
   prometheus::Counter& duplicates;
+  prometheus::Counter& messages_handed_back;
   prometheus::Counter& redeliveries;
   prometheus::Counter& republish_ok;
   prometheus::Counter& republish_failed;

@@ -81,11 +81,12 @@ bool dead_letter_publisher::past_deadline() const {
 }
 
 void dead_letter_publisher::reject_message(inbound_message* m, rejection why) {
-  queue_.enqueue(item{m, std::move(why), true});
+  queue_.enqueue(item{m, std::move(why), true, {}});
 }
 
-void dead_letter_publisher::reject_event(inbound_message* m, rejection why) {
-  queue_.enqueue(item{m, std::move(why), false});
+void dead_letter_publisher::reject_event(message_ref event, rejection why) {
+  inbound_message* m = event.get();
+  queue_.enqueue(item{m, std::move(why), false, std::move(event)});
 }
 
 dead_letter_publisher::outcome dead_letter_publisher::publish(const item& it, int64_t stored_id) {
@@ -212,7 +213,7 @@ void dead_letter_publisher::run() {
                    {{"stream_seq", it.msg->stream_seq}, {"reason", to_string(it.why.code)}, {"detail", header_safe(it.why.message)}});
     }
     if (it.whole_message) source_.finish(it.msg, disposition::term);
-    else source_.count_down(it.msg, disposition::term);
+    else it.event.settle(event_outcome::dead_lettered);
   }
 }
 

@@ -40,8 +40,9 @@ class dead_letter_publisher final : public message_settler {
   // The whole message is refused (validation): it is terminated once stored.
   void reject_message(inbound_message* m, rejection why);
   // One event of the message was refused by the database: the message is
-  // dead-lettered once, and this event counts as settled.
-  void reject_event(inbound_message* m, rejection why);
+  // dead-lettered once, and the event's reference is settled as dead-lettered
+  // (or, should the dead letter not be stored before shutdown, as retry).
+  void reject_event(message_ref event, rejection why);
 
   void reject(inbound_message* m, rejection why) override { reject_message(m, std::move(why)); }
   void settle_empty(inbound_message* m) override { source_.finish(m, disposition::ack); }
@@ -51,6 +52,7 @@ class dead_letter_publisher final : public message_settler {
     inbound_message* msg;
     rejection why;
     bool whole_message;
+    message_ref event;  // for one event's rejection
   };
   enum class outcome { stored, failed, refused, too_large };
   void run();

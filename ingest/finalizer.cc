@@ -26,7 +26,7 @@ void commit_finalizer::stop() {
 void commit_finalizer::committed(std::vector<audit_record>&& records) { queue_.enqueue(std::move(records)); }
 
 void commit_finalizer::refused(audit_record&& record, dlq_reason code, std::string message) {
-  dlq_.reject_event(record.origin, rejection{code, std::move(message)});
+  dlq_.reject_event(std::move(record.origin), rejection{code, std::move(message)});
 }
 
 void commit_finalizer::republish(const audit_record& r) {
@@ -146,7 +146,7 @@ void commit_finalizer::run() {
       if (r.origin && r.origin->stream_time_us > 0 && !r.duplicate)
         e2e.Observe(static_cast<double>(r.recorded_at_us - r.origin->stream_time_us) / 1e6);
       if (cfg_.committed_enabled && r.republish) republish(r);
-      source_.count_down(r.origin, disposition::ack);
+      r.origin.settle(event_outcome::committed);
     }
     records.clear();
   }

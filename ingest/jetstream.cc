@@ -555,8 +555,22 @@ void jetstream_source::finish(inbound_message* m, disposition d, int64_t nak_del
   delete m;
 }
 
-void jetstream_source::count_down(inbound_message* m, disposition d) {
-  if (m->outstanding.fetch_sub(1, std::memory_order_acq_rel) == 1) finish(m, d);
+void jetstream_source::settle_message(inbound_message* m, event_outcome merged) {
+  if (closed_.load(std::memory_order_acquire)) {  // nothing can reach the broker now: redelivered after ack_wait
+    untrack(m);
+    gate_.release(1, m->held_bytes);
+    natsMsg_Destroy(static_cast<natsMsg*>(m->handle));
+    delete m;
+    return;
+  }
+  switch (merged) {
+    case event_outcome::committed: finish(m, disposition::ack); break;
+    case event_outcome::dead_lettered: finish(m, disposition::term); break;
+    case event_outcome::retry:
+      metrics::get().messages_handed_back.Increment();
+      finish(m, disposition::nak, 1000);
+      break;
+  }
 }
 
 bool jetstream_source::consumer_info(consumer_state& out) {
@@ -571,6 +585,7 @@ bool jetstream_source::consumer_info(consumer_state& out) {
 }
 
 void jetstream_source::close() {
+  closed_.store(true, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(keepalive_mu_);
     closing_ = true;

@@ -38,7 +38,7 @@ struct consumer_state {
   uint64_t num_redelivered = 0;
 };
 
-class jetstream_source {
+class jetstream_source final : public message_settlement {
  public:
   using deliver_fn = std::function<void(std::vector<inbound_message*>&&)>;
 
@@ -59,8 +59,9 @@ class jetstream_source {
   // Shutdown, after every writer and the finalizer have stopped: nak what is
   // still in flight so that it is redelivered soon rather than after ack_wait.
   size_t nak_all_in_flight(int64_t delay_ms);
-  // One event of `m` is settled; the last one settles the message with `d`.
-  void count_down(inbound_message* m, disposition d);
+  // The last reference to `m` is gone: ack (committed), term (dead-lettered)
+  // or nak (retry) it. After close(), a message is only released.
+  void settle_message(inbound_message* m, event_outcome merged) override;
 
   jsCtx* js() const { return js_; }
   natsConnection* connection() const { return nc_; }
@@ -113,6 +114,7 @@ class jetstream_source {
   std::thread keepalive_thread_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> closing_{false};
+  std::atomic<bool> closed_{false};  // close() began: messages are only released
   std::atomic<bool> resend_pending_{false};
   std::mutex keepalive_mu_;
   std::condition_variable keepalive_cv_;

@@ -147,7 +147,7 @@ struct fixture {
     messages.push_back(std::make_unique<inbound_message>());
     messages.back()->delivered = delivered;
     audit_record r;
-    r.origin = messages.back().get();
+    r.origin = message_ref::unmanaged(messages.back().get());
     using F = event_field;
     r.event.set(F::tenant_id, tenant);
     r.event.set(F::ce_source, "//svc");
