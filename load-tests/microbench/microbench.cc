@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
     }
     for (auto& e : out.events) {
       auto& lane = by_lane[trail::lane_for(e.get(trail::event_field::tenant_id), kLanes)];
-      lane.emplace_back().origin = &p.in;
+      lane.emplace_back().origin = trail::message_ref::unmanaged(&p.in);
       lane.back().event = std::move(e);
     }
     if ((n + 1) % kChunk != 0 && events < count) continue;
