@@ -5,6 +5,8 @@
 
 #include "decode/json_out.h"
 
+#include <rapidjson/document.h>
+
 namespace trail {
 
 using F = event_field;
@@ -135,6 +137,45 @@ void render_extra(const audit_event& e, std::string& out) {
   }
   w.EndObject();
   out.append(text_of(sb));
+}
+
+bool parse_extra(std::string_view extra_json, audit_event& e) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(extra_json.data(), extra_json.size());
+  if (doc.HasParseError() || !doc.IsObject()) return false;
+  thread_local rapidjson::StringBuffer sb;
+  // An object's members, rendered compact, without its braces; `skip` leaves some out.
+  auto members = [&](const rapidjson::Value& obj, F f, auto&& skip) {
+    sb.Clear();
+    json_out w(sb);
+    w.StartObject();
+    bool any = false;
+    for (auto m = obj.MemberBegin(); m != obj.MemberEnd(); ++m) {
+      const std::string_view name(m->name.GetString(), m->name.GetStringLength());
+      if (skip(name)) continue;
+      write_key(w, name);
+      m->value.Accept(w);
+      any = true;
+    }
+    w.EndObject();
+    if (any) e.set(f, text_of(sb).substr(1, sb.GetSize() - 2));
+  };
+  for (auto m = doc.MemberBegin(); m != doc.MemberEnd(); ++m) {
+    const std::string_view name(m->name.GetString(), m->name.GetStringLength());
+    if (name == "dataschema" && m->value.IsString()) {
+      e.set(F::ce_dataschema, std::string_view(m->value.GetString(), m->value.GetStringLength()));
+    } else if (name == "extensions" && m->value.IsObject()) {
+      members(m->value, F::extensions, [](std::string_view) { return false; });
+      members(m->value, F::committed_extensions, [](std::string_view n) {
+        return n == "tenantid" || n == "sequence" || n == "recordedtime";
+      });
+    } else if (name == "unknown" && m->value.IsObject()) {
+      members(m->value, F::unknown, [](std::string_view) { return false; });
+    } else {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace trail

@@ -37,5 +37,9 @@ size_t committed_event_bound(const audit_event& e);
 // appends the object.
 bool has_extra(const audit_event& e);
 void render_extra(const audit_event& e, std::string& out);
+// The inverse, for an event read back from the table: sets dataschema,
+// extensions (and the committed ones) and unknown from the `extra` column's
+// JSON. False if the text is not an object of that shape.
+bool parse_extra(std::string_view extra_json, audit_event& e);
 
 }  // namespace trail

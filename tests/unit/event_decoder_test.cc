@@ -308,3 +308,51 @@ TEST_CASE("the committed event carries the normalized payload", "[decoder]") {
   CHECK(std::string(d["data"]["actor"]["type"].GetString()) == "ACTOR_TYPE_USER");
   CHECK(std::string(d["data"]["primary_resource"]["id"].GetString()) == "u2");
 }
+
+TEST_CASE("extra keeps dataschema, extensions and unknown fields, and reads back into the same event", "[decoder]") {
+  message m(structured(R"({"tenant_id":"acme","action":"a.b","actor":{"type":"user","id":"u1"},)"
+                       R"("primary_resource":{"type":"doc","id":"d"},"ticket":{"n":7,"tags":["x"]}})",
+                       R"("dataschema":"https://schemas.example/a","tenantid":"acme","region":"eu","retries":3,)"
+                       R"("sequence":"9","flag":true,)"));
+  auto out = decode(m);
+  REQUIRE_FALSE(out.rejected);
+  const audit_event& e = out.events.at(0);
+  std::string extra;
+  trail::render_extra(e, extra);
+  rapidjson::Document d;
+  d.Parse(extra.c_str());
+  REQUIRE_FALSE(d.HasParseError());
+  CHECK(std::string(d["dataschema"].GetString()) == "https://schemas.example/a");
+  CHECK(std::string(d["extensions"]["region"].GetString()) == "eu");
+  CHECK(d["extensions"]["retries"].GetInt() == 3);
+  CHECK(d["extensions"]["flag"].GetBool());
+  CHECK(std::string(d["extensions"]["sequence"].GetString()) == "9");  // the publisher's, kept verbatim
+  CHECK(d["unknown"]["ticket"]["n"].GetInt() == 7);
+
+  // The committed event carries the extensions except those Trail sets itself.
+  std::string committed;
+  trail::render_committed_event(e, trail::padded_sequence(5), "2026-01-01T00:00:00.000000Z", committed);
+  rapidjson::Document c;
+  c.Parse(committed.c_str());
+  REQUIRE_FALSE(c.HasParseError());
+  CHECK(std::string(c["region"].GetString()) == "eu");
+  CHECK(std::string(c["sequence"].GetString()) == "0000000000000000005");
+  CHECK(c["data"]["ticket"]["tags"][0] == "x");
+
+  // Read back from the column (as the outbox keeper and the query API do):
+  // the same extra, the same committed event.
+  audit_event back;
+  for (auto f : {event_field::tenant_id, event_field::ce_source, event_field::ce_id, event_field::ce_type,
+                 event_field::occurred_at, event_field::action, event_field::category, event_field::severity,
+                 event_field::actor_type, event_field::actor_id, event_field::resource_type, event_field::resource_id,
+                 event_field::source_service})
+    back.set(f, e.get(f));
+  REQUIRE(trail::parse_extra(extra, back));
+  std::string extra_again, committed_again;
+  trail::render_extra(back, extra_again);
+  trail::render_committed_event(back, trail::padded_sequence(5), "2026-01-01T00:00:00.000000Z", committed_again);
+  CHECK(extra_again == extra);
+  CHECK(committed_again == committed);
+  CHECK_FALSE(trail::parse_extra(R"({"surprise":1})", back));
+  CHECK_FALSE(trail::parse_extra("[1]", back));
+}
