@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -111,10 +112,17 @@ int run(const config& cfg) {
   log::info("nats", "broker limits", {{"max_payload", source.max_payload()}});
   postgres_dead_letter_store dead_letter_db(cfg);
   dead_letter_publisher dlq(cfg, source, dead_letter_db, *key);
-  commit_finalizer finalizer(cfg, source, dlq);
+  // The committed-event outbox, when there is a committed stream to republish into.
+  std::unique_ptr<outbox_keeper> outbox;
+  if (cfg.committed_enabled && !cfg.committed_stream.empty()) {
+    outbox = std::make_unique<outbox_keeper>(cfg, source);
+    source.set_publish_tracker(outbox.get());
+  }
+  commit_finalizer finalizer(cfg, source, dlq, outbox.get());
   postgres_writer_pool writers(cfg, finalizer, h);
   actor_pipeline pipeline(cfg, writers, dlq, source, static_cast<size_t>(source.max_payload()));
   dlq.start();
+  if (outbox) outbox->start();
   finalizer.start();
   writers.start();
   source.start_fetching([&pipeline](std::vector<inbound_message*>&& chunk) { pipeline.deliver(std::move(chunk)); });
@@ -169,7 +177,9 @@ int run(const config& cfg) {
   // Committed and acked, but is each republish confirmed? Wait for the broker
   // (bounded); each one still unconfirmed is logged with its (tenant, sequence).
   if (const size_t lost = source.settle_republishes(deadline - reserve / 4))
-    log::warn("traild", "committed events not confirmed downstream (logged above, one line each)", {{"events", lost}});
+    log::warn("traild", "committed events not confirmed downstream (logged above, one line each); audit.outbox keeps them "
+              "for the next outbox pass", {{"events", lost}});
+  if (outbox) outbox->stop();  // deletes the rows confirmed by now
   if (drained && source.gate().events() > 0) {
     // Left by a component that stopped at its own deadline (dead letters).
     const size_t n = source.nak_all_in_flight(1000);

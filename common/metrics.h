@@ -47,6 +47,8 @@ class metrics {
   prometheus::Counter& republish_ok;
   prometheus::Counter& republish_failed;
   prometheus::Counter& republish_retries;
+  prometheus::Counter& outbox_republished;
+  prometheus::Gauge& outbox_waiting;
   prometheus::Gauge& republish_retry_backlog;
   prometheus::Gauge& republish_unconfirmed;
   prometheus::Counter& dead_letters_in_database;

@@ -155,6 +155,9 @@ struct audit_record {
   int64_t sequence = 0;
   int64_t recorded_at_us = 0;
   bool duplicate = false;  // already stored by an earlier delivery
+  // The audit.outbox row naming this event until its republish is confirmed
+  // (0: none, e.g. a duplicate, or the committed stream is off).
+  int64_t outbox_id = 0;
   // Whether the finalizer publishes the committed event (decided by the writer).
   bool republish = true;
 

@@ -87,6 +87,9 @@ const std::vector<knob>& knobs() {
        "how long a committed event's republish waits for the broker's acknowledgement before it is retried", 100},
       {"nats.republish_retry_max", &config::republish_retry_max, int64_t{65536}, "events",
        "committed events waiting to be republished again; at this bound acks wait (backpressure)", 1},
+      {"nats.outbox_reconcile_after_s", &config::outbox_reconcile_after_s, int64_t{60}, "seconds",
+       "committed events whose republish is still unconfirmed this long after COMMIT are republished from the table (audit.outbox)",
+       1},
       {"nats.stream_replicas", &config::stream_replicas, int64_t{1}, "replicas",
        "replicas of the streams Trail creates; existing streams keep their own settings", 1, 5},
 

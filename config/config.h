@@ -37,6 +37,7 @@ struct config {
   int64_t publish_max_pending;
   int64_t publish_ack_timeout_ms;
   int64_t republish_retry_max;
+  int64_t outbox_reconcile_after_s;
   int64_t stream_replicas;
   // [pg]
   std::string pg_dsn;

@@ -10,8 +10,9 @@
 
 namespace trail {
 
-commit_finalizer::commit_finalizer(const config& cfg, jetstream_source& source, dead_letter_publisher& dlq)
-    : cfg_(cfg), source_(source), dlq_(dlq) {}
+commit_finalizer::commit_finalizer(const config& cfg, jetstream_source& source, dead_letter_publisher& dlq,
+                                   outbox_keeper* outbox)
+    : cfg_(cfg), source_(source), dlq_(dlq), outbox_(outbox) {}
 
 commit_finalizer::~commit_finalizer() { stop(); }
 
@@ -44,6 +45,7 @@ void commit_finalizer::republish(const audit_record& r) {
   natsMsg* msg = nullptr;
   if (natsMsg_Create(&msg, subject.c_str(), nullptr, buffer_.data(), static_cast<int>(buffer_.size())) != NATS_OK) {
     metrics::get().republish_failed.Increment();
+    if (outbox_ && r.outbox_id > 0) outbox_->give_up(r.outbox_id);  // the row stays for the reconciler
     return;
   }
   // No headers beyond Nats-Msg-Id: structured mode is the NATS binding's
@@ -72,6 +74,8 @@ void commit_finalizer::republish(const audit_record& r) {
   jsPubOptions_Init(&po);
   po.MsgId = msg_id.c_str();
   po.MaxWait = cfg_.publish_ack_timeout_ms;  // a PubAck lost on the way is retried, not awaited forever
+  // Before nats.c has it: its confirmation can come back at once.
+  if (outbox_ && r.outbox_id > 0) outbox_->published(msg, r.outbox_id);
   send(msg, &po);
 }
 
@@ -147,6 +151,12 @@ void commit_finalizer::run() {
         e2e.Observe(static_cast<double>(r.recorded_at_us - r.origin->stream_time_us) / 1e6);
       if (cfg_.committed_enabled && r.republish) republish(r);
       r.origin.settle(event_outcome::committed);
+    }
+    // A transaction's events share one outbox row: every one is handed over now.
+    if (outbox_) {
+      int64_t sealed = 0;
+      for (const auto& r : records)
+        if (r.outbox_id > 0 && r.outbox_id != sealed) outbox_->seal(sealed = r.outbox_id);
     }
     records.clear();
   }

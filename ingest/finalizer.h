@@ -16,13 +16,16 @@
 
 #include "ingest/dead_letter.h"
 #include "ingest/jetstream.h"
+#include "ingest/outbox.h"
 #include "sinks/sink.h"
 
 namespace trail {
 
 class commit_finalizer final : public commit_observer {
  public:
-  commit_finalizer(const config& cfg, jetstream_source& source, dead_letter_publisher& dlq);
+  // `outbox`: told which message carries each event of an audit.outbox row
+  // (nullptr when the committed stream is off).
+  commit_finalizer(const config& cfg, jetstream_source& source, dead_letter_publisher& dlq, outbox_keeper* outbox);
   ~commit_finalizer() override;
 
   void start();
@@ -41,6 +44,7 @@ class commit_finalizer final : public commit_observer {
   const config& cfg_;
   jetstream_source& source_;
   dead_letter_publisher& dlq_;
+  outbox_keeper* outbox_;
   moodycamel::BlockingConcurrentQueue<std::vector<audit_record>> queue_;
   std::thread thread_;
   std::atomic<bool> stop_{false};

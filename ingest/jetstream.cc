@@ -52,6 +52,7 @@ void jetstream_source::on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubA
   self->republish_unconfirmed_.fetch_sub(1, std::memory_order_relaxed);
   if (pa) {
     metrics::get().republish_ok.Increment();
+    if (self->tracker_) self->tracker_->confirmed(msg);
     natsMsg_Destroy(msg);
     return;
   }
@@ -68,7 +69,8 @@ void jetstream_source::on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubA
     return;
   }
   metrics::get().republish_failed.Increment();
-  log::limited(log::level::error, "republish", "giving up on the republish of a committed event (it is stored; subscribers can catch up from the table)",
+  if (self->tracker_) self->tracker_->abandoned(msg);
+  log::limited(log::level::error, "republish", "giving up on the republish of a committed event for now (it is stored; the outbox keeper republishes it later)",
                {{"subject", natsMsg_GetSubject(msg)}, {"tenant_sequence", committed_identity(msg)}, {"attempts", n},
                 {"error", pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(pae ? pae->Err : NATS_ERR)}});
   natsMsg_Destroy(msg);
@@ -107,7 +109,8 @@ size_t jetstream_source::settle_republishes(std::chrono::steady_clock::time_poin
   for (natsMsg* m = nullptr; take_retry(m);) lost.push_back(m);
   for (natsMsg* m : lost) {
     metrics::get().republish_failed.Increment();
-    log::warn("republish", "stopping before the broker confirmed a committed event's republish; it is stored, not republished",
+    if (tracker_) tracker_->abandoned(m);
+    log::warn("republish", "stopping before the broker confirmed a committed event's republish; it is stored and stays in audit.outbox, to be republished by the next outbox pass",
               {{"subject", natsMsg_GetSubject(m)}, {"tenant_sequence", committed_identity(m)}});
     natsMsg_Destroy(m);
   }

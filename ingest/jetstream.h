@@ -32,6 +32,15 @@ namespace trail {
 
 enum class disposition { ack, term, nak };
 
+// Told what became of each committed-event republish handed to nats.c
+// (ingest/outbox.h). Called on nats.c's PubAck thread, or at shutdown.
+class publish_tracker {
+ public:
+  virtual ~publish_tracker() = default;
+  virtual void confirmed(natsMsg* msg) = 0;
+  virtual void abandoned(natsMsg* msg) = 0;  // given up: it will not be confirmed
+};
+
 struct consumer_state {
   uint64_t num_pending = 0;
   uint64_t num_ack_pending = 0;
@@ -87,6 +96,8 @@ class jetstream_source final : public message_settlement {
   size_t settle_republishes(std::chrono::steady_clock::time_point deadline);
   // The largest message (headers + body) the server accepts, from its INFO.
   int64_t max_payload() const { return nc_ ? natsConnection_GetMaxPayload(nc_) : 1024 * 1024; }
+  // Set before the first republish.
+  void set_publish_tracker(publish_tracker* t) { tracker_ = t; }
   // True once after each reconnect: unconfirmed publishes must be sent again.
   bool take_resend_request() { return resend_pending_.exchange(false); }
 
@@ -125,6 +136,7 @@ class jetstream_source final : public message_settlement {
   std::atomic<int64_t> republish_retry_count_{0};
   std::atomic<int64_t> republish_unconfirmed_{0};
   std::atomic<bool> async_used_{false};
+  publish_tracker* tracker_ = nullptr;
 };
 
 const char* nats_error_text(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0));

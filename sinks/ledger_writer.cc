@@ -67,11 +67,30 @@ void write_plan::assign(const std::vector<audit_record>& records, tenant_heads& 
   }
 }
 
-void write_plan::settle(std::vector<audit_record>& records, int64_t now_us, bool uncertain) const {
+outbox_ranges write_plan::ranges(const std::vector<audit_record>& records) const {
+  outbox_ranges out;
+  std::unordered_map<std::string_view, size_t> at;
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (!inserts(i)) continue;
+    auto [it, fresh] = at.emplace(records[i].tenant_id(), out.tenants.size());
+    if (fresh) {
+      out.tenants.emplace_back(records[i].tenant_id());
+      out.first.push_back(seq[i]);
+      out.last.push_back(seq[i]);
+      continue;
+    }
+    out.first[it->second] = std::min(out.first[it->second], seq[i]);
+    out.last[it->second] = std::max(out.last[it->second], seq[i]);
+  }
+  return out;
+}
+
+void write_plan::settle(std::vector<audit_record>& records, int64_t now_us, bool uncertain, int64_t outbox_id) const {
   for (size_t i = 0; i < records.size(); ++i) {
     auto& r = records[i];
     r.recorded_at_us = now_us;
     r.duplicate = false;
+    r.outbox_id = inserts(i) ? outbox_id : 0;
     if (stored_seq[i] > 0) {
       r.sequence = stored_seq[i];
       r.duplicate = true;
@@ -104,8 +123,9 @@ void render_inserts(const std::vector<audit_record>& records, const write_plan& 
 
 // ---- the writer ----
 
-ledger_writer::ledger_writer(ledger_session& session, commit_observer& observer, hooks h, size_t known_tenants_max)
-    : session_(session), observer_(observer), hooks_(std::move(h)), known_tenants_max_(known_tenants_max) {}
+ledger_writer::ledger_writer(ledger_session& session, commit_observer& observer, hooks h, size_t known_tenants_max,
+                             bool outbox)
+    : session_(session), observer_(observer), hooks_(std::move(h)), known_tenants_max_(known_tenants_max), outbox_(outbox) {}
 
 void ledger_writer::remember_tenants(const std::vector<std::string>& fresh) {
   if (known_tenants_.size() + fresh.size() > known_tenants_max_) known_tenants_.clear();
@@ -125,7 +145,7 @@ db_result ledger_writer::try_write(std::vector<audit_record>& records, bool dedu
   if (!fresh.empty())
     if (auto r = session_.create_heads(fresh); !r.ok()) return r;
   tenant_heads heads;
-  int64_t now_us = 0;
+  int64_t now_us = 0, outbox_id = 0;
   if (auto r = session_.lock_heads(plan.tenants, heads, now_us); !r.ok()) return r;
   if (heads.size() != plan.tenants.size()) {
     std::string missing;
@@ -157,6 +177,8 @@ db_result ledger_writer::try_write(std::vector<audit_record>& records, bool dedu
       return r;
     }
     if (auto r = session_.advance_heads(heads); !r.ok()) return r;
+    if (outbox_)
+      if (auto r = session_.record_outbox(plan.ranges(records), outbox_id); !r.ok()) return r;
   }
   failpoint::before_commit();
   const auto commit_started = std::chrono::steady_clock::now();
@@ -166,7 +188,7 @@ db_result ledger_writer::try_write(std::vector<audit_record>& records, bool dedu
   failpoint::after_commit();
 
   remember_tenants(fresh);
-  plan.settle(records, now_us, uncertain);
+  plan.settle(records, now_us, uncertain, outbox_id);
   size_t dups = 0;
   for (const auto& r : records) dups += r.duplicate;
   m.committed.Increment(static_cast<double>(plan.rows));

@@ -44,6 +44,14 @@ struct stored_identity {
 
 using tenant_heads = std::unordered_map<std::string, int64_t>;
 
+// The sequences a transaction assigned, per tenant (contiguous by
+// construction): one audit.outbox row.
+struct outbox_ranges {
+  std::vector<std::string> tenants;
+  std::vector<int64_t> first, last;
+  bool empty() const { return tenants.empty(); }
+};
+
 // The database steps of one transaction. Every call may fail; the writer then
 // rolls back (rollback()) and decides by the result's kind.
 class ledger_session {
@@ -60,6 +68,8 @@ class ledger_session {
   // The COPY of the identities (first: a repeat fails there) and of the rows.
   virtual db_result insert(std::string_view ids_copy, std::string_view events_copy) = 0;
   virtual db_result advance_heads(const tenant_heads& heads) = 0;
+  // Adds the transaction's audit.outbox row; `id` receives its key.
+  virtual db_result record_outbox(const outbox_ranges& ranges, int64_t& id) = 0;
   virtual db_result commit() = 0;
   virtual void rollback() = 0;
   // False when the connection is gone (the outcome of an interrupted COMMIT is then unknown).
@@ -84,10 +94,12 @@ struct write_plan {
   // Sequences for the records to insert, in batch order, advancing `heads`.
   void assign(const std::vector<audit_record>& records, tenant_heads& heads);
   bool inserts(size_t i) const { return seq[i] > 0; }
+  outbox_ranges ranges(const std::vector<audit_record>& records) const;
   // After COMMIT: each record's sequence, recorded time, duplicate flag and
   // whether it is republished. `uncertain`: an earlier attempt of this very
   // write may have committed.
-  void settle(std::vector<audit_record>& records, int64_t now_us, bool uncertain) const;
+  // `outbox_id` goes to the records inserted now.
+  void settle(std::vector<audit_record>& records, int64_t now_us, bool uncertain, int64_t outbox_id = 0) const;
 };
 
 // Renders what a plan inserts (sinks/event_rows.h).
@@ -107,7 +119,9 @@ class ledger_writer {
     std::function<bool()> abandoned;         // shutdown deadline passed: give up, leave un-acked
     std::function<void(bool)> blocked;       // a ledger invariant failed (true) or holds again (false)
   };
-  ledger_writer(ledger_session& session, commit_observer& observer, hooks h, size_t known_tenants_max);
+  // `outbox`: record each transaction in audit.outbox (the committed stream is on).
+  ledger_writer(ledger_session& session, commit_observer& observer, hooks h, size_t known_tenants_max,
+                bool outbox = false);
 
   // Writes the batch: commits what can be stored, reports duplicates, refuses
   // (observer.refused) what PostgreSQL refuses on its own and identity
@@ -127,6 +141,7 @@ class ledger_writer {
   commit_observer& observer_;
   hooks hooks_;
   const size_t known_tenants_max_;
+  const bool outbox_;
   // Tenants whose head row is known to exist: a cache, cleared at
   // pg.known_tenants_max (a miss only costs an INSERT … ON CONFLICT).
   std::unordered_set<std::string> known_tenants_;

@@ -118,6 +118,24 @@ class pg_ledger final : public ledger_session {
                    2, p);
   }
 
+  db_result record_outbox(const outbox_ranges& ranges, int64_t& id) override {
+    auto bigints = [](const std::vector<int64_t>& v) {
+      std::string out = "{";
+      for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + std::to_string(v[i]);
+      return out + "}";
+    };
+    const std::string t = text_array(ranges.tenants), f = bigints(ranges.first), l = bigints(ranges.last);
+    const char* p[] = {t.c_str(), f.c_str(), l.c_str()};
+    PGresult* res = nullptr;
+    if (auto r = s_.exec("INSERT INTO audit.outbox (tenants, first_seqs, last_seqs) VALUES ($1, $2, $3) RETURNING id", 3,
+                         p, &res);
+        !r.ok())
+      return r;
+    id = std::stoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return {};
+  }
+
   db_result commit() override { return s_.exec("COMMIT"); }
   void rollback() override { s_.exec("ROLLBACK"); }
   bool connected() const override { return s_.connected(); }
@@ -141,7 +159,7 @@ class postgres_writer_pool::writer {
                 ledger_writer::hooks{[this] { return ensure_connected(); },
                                      [this](const std::string& why, const std::string& cls) { backoff(why, cls); },
                                      [this] { return abandon_.load(); }, [this](bool b) { set_blocked(b); }},
-                static_cast<size_t>(cfg.known_tenants_max)),
+                static_cast<size_t>(cfg.known_tenants_max), cfg.committed_enabled && !cfg.committed_stream.empty()),
         rng_(std::random_device{}()),
         known_tenants_gauge_(metrics::get().writer_known_tenants(index)) {}
 

@@ -33,6 +33,17 @@ void set_no_ack(broker& b, const char* stream, bool no_ack) {
   jsStreamInfo_Destroy(si);
 }
 
+void set_subjects(broker& b, const char* stream, const char* subject) {
+  jsStreamInfo* si = nullptr;
+  REQUIRE(js_GetStreamInfo(&si, b.js(), stream, nullptr, nullptr) == NATS_OK);
+  jsStreamConfig cfg = *si->Config;
+  const char* subjects[] = {subject};
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  REQUIRE(js_UpdateStream(nullptr, b.js(), &cfg, nullptr, nullptr) == NATS_OK);
+  jsStreamInfo_Destroy(si);
+}
+
 }  // namespace
 
 TEST_CASE("10. PostgreSQL black-holed (frozen): not ready, SIGTERM within the deadline, nothing lost", "[faults][hostile]") {
@@ -138,6 +149,36 @@ TEST_CASE("12. the broker stops confirming republishes: they time out and are re
   REQUIRE(wait_drained(b, w.invalid_bodies.size(), 30000));
   CHECK(t.stop() == 0);
   const std::string log = file_text(t.log_path());
-  CHECK_THAT(log, Catch::Contains("not republished") && Catch::Contains("late:"));
+  CHECK_THAT(log, Catch::Contains("stays in audit.outbox") && Catch::Contains("late:"));
   set_no_ack(b, "AUDIT_COMMITTED", false);
+}
+
+TEST_CASE("13. republishes never confirmed before traild stops are republished from the outbox after a restart",
+          "[faults][hostile]") {
+  broker b;
+  b.reset_streams();
+  const std::string dsn = fresh_database("trail_fault_outbox");
+  {
+    traild_process t(dsn, {{"TRAIL_NATS_PUBLISH_ACK_TIMEOUT_MS", "500"}, {"TRAIL_SHUTDOWN_DEADLINE_S", "5"}});
+    t.start();
+    INFO("traild log: " << t.log_path());
+    // The committed stream stops taking Trail's subjects: every republish
+    // finds no responder and is retried; acks go on (they never wait for it).
+    set_subjects(b, "AUDIT_COMMITTED", "nowhere.>");
+    workload w = publish_workload(b, 20000);
+    REQUIRE(wait_drained(b, w.invalid_bodies.size(), 90000));
+    CHECK(t.metric("trail_republish_retries_total") > 0);
+    CHECK(t.stop() == 0);
+    // Acked and stored, never republished: audit.outbox still names them.
+    CHECK(db(dsn).count("SELECT count(*) FROM audit.outbox") > 0);
+    CHECK(b.stream_messages("AUDIT_COMMITTED") == 0);
+    set_subjects(b, "AUDIT_COMMITTED", "audit.committed.>");
+    // The next traild (any replica) republishes them from the table.
+    traild_process again(dsn, {{"TRAIL_NATS_OUTBOX_RECONCILE_AFTER_S", "1"}});
+    again.start();
+    REQUIRE(wait_until([&] { return db(dsn).count("SELECT count(*) FROM audit.outbox") == 0; }, 60000));
+    CHECK(again.metric("trail_outbox_republished_total") >= static_cast<double>(w.valid_events));
+    verify_exactly_once(dsn, b, w, committed_check::exactly_once);
+    CHECK(again.stop() == 0);
+  }
 }

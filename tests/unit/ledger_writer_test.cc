@@ -45,6 +45,8 @@ struct memory_ledger final : ledger_session {
     std::map<std::tuple<std::string, std::string, std::string>, std::pair<int64_t, int64_t>> ids;  // -> seq, recorded
     std::set<std::pair<std::string, int64_t>> sequences;
     std::vector<std::vector<std::string>> events;
+    std::vector<std::pair<int64_t, outbox_ranges>> outbox;
+    int64_t outbox_ids = 0;
   } committed, txn;
   int64_t clock_us = 1000;
   int64_t now = 0;
@@ -102,6 +104,11 @@ struct memory_ledger final : ledger_session {
       if (txn.heads.count(t) && txn.heads[t] < s) txn.heads[t] = s;
     return {};
   }
+  db_result record_outbox(const outbox_ranges& ranges, int64_t& id) override {
+    txn.outbox.emplace_back(++txn.outbox_ids, ranges);
+    id = txn.outbox_ids;
+    return {};
+  }
   db_result commit() override {
     committed = txn;
     in_txn = false;
@@ -140,7 +147,7 @@ struct fixture {
                                               on_backoff();
                                             },
                                             [] { return false; }, [this](bool b) { blocked_calls.push_back(b); }},
-                       1000};
+                       1000, /*outbox=*/true};
 
   audit_record record(const std::string& tenant, const std::string& id, const std::string& action = "doc.read",
                       uint64_t delivered = 1) {
@@ -321,4 +328,35 @@ TEST_CASE("ledger writer: an identity whose digest another event holds is refuse
   REQUIRE(f.obs.stored.size() == 1);
   CHECK(f.stored("a", "ok").sequence == 1);
   CHECK(f.db.committed.events.size() == 1);
+}
+
+TEST_CASE("ledger writer: each transaction names the sequences it assigned in one outbox row, duplicates excluded", "[ledger]") {
+  fixture f;
+  f.write([&] {
+    std::vector<audit_record> b;
+    b.push_back(f.record("a", "x"));
+    return b;
+  }());
+  std::vector<audit_record> b;
+  b.push_back(f.record("b", "1"));
+  b.push_back(f.record("a", "y"));
+  b.push_back(f.record("a", "x", "doc.read", 2));  // a redelivery: stored already
+  b.push_back(f.record("a", "z"));
+  b.push_back(f.record("b", "2"));
+  f.write(std::move(b));
+  REQUIRE(f.db.committed.outbox.size() == 2);
+  const auto& [id, row] = f.db.committed.outbox[1];
+  REQUIRE(row.tenants.size() == 2);
+  for (size_t i = 0; i < row.tenants.size(); ++i) {
+    if (row.tenants[i] == "a") {
+      CHECK(row.first[i] == 2);
+      CHECK(row.last[i] == 3);
+    } else {
+      CHECK(row.tenants[i] == "b");
+      CHECK(row.first[i] == 1);
+      CHECK(row.last[i] == 2);
+    }
+  }
+  CHECK(f.stored("a", "z").outbox_id == id);
+  CHECK(f.stored("a", "x", 1).outbox_id == 0);  // the duplicate is not in the row
 }
