@@ -557,8 +557,7 @@ std::optional<rejection> build_event(const ce_envelope& env, const Value& data, 
   if (!env.extensions.empty()) {
     auto write_extensions = [&](json_out& w, bool committed) {
       for (const auto& e : env.extensions) {
-        // Trail sets these three on the committed event itself.
-        if (committed && (e.name == "tenantid" || e.name == "sequence" || e.name == "recordedtime")) continue;
+        if (committed && is_trail_set_extension(e.name)) continue;
         write_key(w, e.name);
         if (e.type == ce_extension::kind::string) write_string(w, e.text);
         else if (e.type == ce_extension::kind::boolean) w.Bool(e.text == "true");
@@ -566,9 +565,8 @@ std::optional<rejection> build_event(const ce_envelope& env, const Value& data, 
       }
     };
     members_field(F::extensions, [&](json_out& w) { write_extensions(w, false); });
-    const bool any_committed = std::any_of(env.extensions.begin(), env.extensions.end(), [](const ce_extension& e) {
-      return e.name != "tenantid" && e.name != "sequence" && e.name != "recordedtime";
-    });
+    const bool any_committed = std::any_of(env.extensions.begin(), env.extensions.end(),
+                                           [](const ce_extension& e) { return !is_trail_set_extension(e.name); });
     if (any_committed) members_field(F::committed_extensions, [&](json_out& w) { write_extensions(w, true); });
   }
   bool any_unknown = false;

@@ -107,6 +107,10 @@ void render_committed_event(const audit_event& e, const padded_sequence& sequenc
   out.append(text_of(sb));
 }
 
+bool is_trail_set_extension(std::string_view name) {
+  return name == "tenantid" || name == "sequence" || name == "recordedtime";
+}
+
 size_t committed_event_bound(const audit_event& e) {
   // Keys, quotes, braces and the Trail-set values: well under 1 KiB.
   constexpr size_t kFixed = 1024;
@@ -166,9 +170,7 @@ bool parse_extra(std::string_view extra_json, audit_event& e) {
       e.set(F::ce_dataschema, std::string_view(m->value.GetString(), m->value.GetStringLength()));
     } else if (name == "extensions" && m->value.IsObject()) {
       members(m->value, F::extensions, [](std::string_view) { return false; });
-      members(m->value, F::committed_extensions, [](std::string_view n) {
-        return n == "tenantid" || n == "sequence" || n == "recordedtime";
-      });
+      members(m->value, F::committed_extensions, is_trail_set_extension);
     } else if (name == "unknown" && m->value.IsObject()) {
       members(m->value, F::unknown, [](std::string_view) { return false; });
     } else {

@@ -29,6 +29,10 @@ struct padded_sequence {
 void render_committed_event(const audit_event& e, const padded_sequence& sequence, std::string_view recorded_time,
                             std::string& out);
 
+// The extension attributes Trail sets on the committed event itself
+// (tenantid, sequence, recordedtime): a publisher's are kept in `extra` only.
+bool is_trail_set_extension(std::string_view name);
+
 // An upper bound on render_committed_event's size, in O(1): every text byte
 // escaped at worst as \u00XX, plus the fixed keys.
 size_t committed_event_bound(const audit_event& e);

@@ -543,11 +543,15 @@ void jetstream_source::fetch_loop() {
 void jetstream_source::finish(inbound_message* m, disposition d, int64_t nak_delay_ms) {
   auto* msg = static_cast<natsMsg*>(m->handle);
   untrack(m);  // before the ack: the keepalive thread never touches a settled message
+  // After close() nothing reaches the broker: the message is only released
+  // (and redelivered after ack_wait).
   natsStatus s = NATS_OK;
-  switch (d) {
-    case disposition::ack: s = natsMsg_Ack(msg, nullptr); break;
-    case disposition::term: s = natsMsg_Term(msg, nullptr); break;
-    case disposition::nak: s = natsMsg_NakWithDelay(msg, nak_delay_ms, nullptr); break;
+  if (!closed_.load(std::memory_order_acquire)) {
+    switch (d) {
+      case disposition::ack: s = natsMsg_Ack(msg, nullptr); break;
+      case disposition::term: s = natsMsg_Term(msg, nullptr); break;
+      case disposition::nak: s = natsMsg_NakWithDelay(msg, nak_delay_ms, nullptr); break;
+    }
   }
   if (s != NATS_OK)
     // The broker will redeliver after ack_wait; the unique key absorbs the repeat.
@@ -559,13 +563,6 @@ void jetstream_source::finish(inbound_message* m, disposition d, int64_t nak_del
 }
 
 void jetstream_source::settle_message(inbound_message* m, event_outcome merged) {
-  if (closed_.load(std::memory_order_acquire)) {  // nothing can reach the broker now: redelivered after ack_wait
-    untrack(m);
-    gate_.release(1, m->held_bytes);
-    natsMsg_Destroy(static_cast<natsMsg*>(m->handle));
-    delete m;
-    return;
-  }
   switch (merged) {
     case event_outcome::committed: finish(m, disposition::ack); break;
     case event_outcome::dead_lettered: finish(m, disposition::term); break;

@@ -110,9 +110,7 @@ void outbox_keeper::delete_confirmed() {
   std::vector<int64_t> ids;
   ids.swap(done_);
   if (ids.empty()) return;
-  std::string arr = "{";
-  for (size_t i = 0; i < ids.size(); ++i) arr += (i ? "," : "") + std::to_string(ids[i]);
-  arr += "}";
+  const std::string arr = bigint_array(ids);
   const char* p[] = {arr.c_str()};
   if (!ensure_connected() || !session_.exec("DELETE FROM audit.outbox WHERE id = ANY($1::bigint[])", 1, p).ok())
     done_.insert(done_.end(), ids.begin(), ids.end());  // kept: deleted at the next pass
@@ -148,10 +146,11 @@ void outbox_keeper::reconcile() {
     if (!row_ok[id]) continue;
     const char* p[] = {PQgetvalue(rows, i, 1), PQgetvalue(rows, i, 2), PQgetvalue(rows, i, 3)};
     PGresult* res = nullptr;
-    const std::string sql = std::string("SELECT ") + kStoredEventColumns +
-                            " FROM audit.event_ids x JOIN audit.events e ON e.tenant_id = x.tenant_id "
-                            "AND e.occurred_at = x.occurred_at AND e.sequence = x.sequence "
-                            "WHERE x.tenant_id = $1 AND x.sequence BETWEEN $2::bigint AND $3::bigint ORDER BY x.sequence";
+    static const std::string sql = std::string("SELECT ") + kStoredEventColumns +
+                                   " FROM audit.event_ids x JOIN audit.events e ON e.tenant_id = x.tenant_id "
+                                   "AND e.occurred_at = x.occurred_at AND e.sequence = x.sequence "
+                                   "WHERE x.tenant_id = $1 AND x.sequence BETWEEN $2::bigint AND $3::bigint "
+                                   "ORDER BY x.sequence";
     if (!session_.exec(sql.c_str(), 3, p, &res).ok()) {
       row_ok[id] = false;
       continue;
@@ -201,13 +200,11 @@ void outbox_keeper::reconcile() {
     PQclear(res);
   }
   PQclear(rows);
-  std::string arr = "{";
-  int64_t deleted = 0;
+  std::vector<int64_t> done;
   for (int64_t id : order)
-    if (row_ok[id]) {
-      arr += (deleted++ ? "," : "") + std::to_string(id);
-    }
-  arr += "}";
+    if (row_ok[id]) done.push_back(id);
+  const auto deleted = static_cast<int64_t>(done.size());
+  const std::string arr = bigint_array(done);
   const char* p_ids[] = {arr.c_str()};
   if (deleted > 0 && !session_.exec("DELETE FROM audit.outbox WHERE id = ANY($1::bigint[])", 1, p_ids).ok()) {
     session_.exec("ROLLBACK");

@@ -208,4 +208,26 @@ db_result pg_session::copy_in(const std::string& statement, std::string_view dat
   return collect(deadline, nullptr);
 }
 
+std::string text_array(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out.push_back(',');
+    out.push_back('"');
+    out.append(items[i]);
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string bigint_array(const std::vector<int64_t>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out.push_back(',');
+    out += std::to_string(items[i]);
+  }
+  out.push_back('}');
+  return out;
+}
+
 }  // namespace trail

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sinks/db_result.h"
 
@@ -60,6 +61,12 @@ class pg_session {
   PGconn* conn_ = nullptr;
   bool broken_ = false;
 };
+
+// PostgreSQL array literals for text parameters ($1::text[], $1::bigint[]).
+// Text items are not quoted: only for values that need no quoting (tenant
+// ids, which are [A-Za-z0-9_:-]).
+std::string text_array(const std::vector<std::string>& items);
+std::string bigint_array(const std::vector<int64_t>& items);
 
 // A blocking connect with Trail's timeouts added to `dsn` (connect_timeout,
 // keepalives, tcp_user_timeout, statement_timeout, application_name), each

@@ -17,19 +17,6 @@
 namespace trail {
 namespace {
 
-std::string text_array(const std::vector<std::string>& items) {
-  // Tenant ids are [A-Za-z0-9_:-] (validated), so quoting needs no escapes.
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out.push_back(',');
-    out.push_back('"');
-    out.append(items[i]);
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
-}
-
 // The ledger's statements on one libpq session (the seam of ledger_writer.h).
 class pg_ledger final : public ledger_session {
  public:
@@ -104,14 +91,12 @@ class pg_ledger final : public ledger_session {
 
   db_result advance_heads(const tenant_heads& heads) override {
     std::vector<std::string> ts;
-    std::string seqs = "{";
+    std::vector<int64_t> ss;
     for (const auto& [t, s] : heads) {
       ts.push_back(t);
-      if (seqs.size() > 1) seqs.push_back(',');
-      seqs += std::to_string(s);
+      ss.push_back(s);
     }
-    seqs += "}";
-    const std::string tenants = text_array(ts);
+    const std::string tenants = text_array(ts), seqs = bigint_array(ss);
     const char* p[] = {tenants.c_str(), seqs.c_str()};
     return s_.exec("UPDATE audit.tenant_heads h SET last_sequence = v.s, updated_at = now() "
                    "FROM unnest($1::text[], $2::bigint[]) AS v(t, s) WHERE h.tenant_id = v.t AND h.last_sequence < v.s",
@@ -119,12 +104,7 @@ class pg_ledger final : public ledger_session {
   }
 
   db_result record_outbox(const outbox_ranges& ranges, int64_t& id) override {
-    auto bigints = [](const std::vector<int64_t>& v) {
-      std::string out = "{";
-      for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + std::to_string(v[i]);
-      return out + "}";
-    };
-    const std::string t = text_array(ranges.tenants), f = bigints(ranges.first), l = bigints(ranges.last);
+    const std::string t = text_array(ranges.tenants), f = bigint_array(ranges.first), l = bigint_array(ranges.last);
     const char* p[] = {t.c_str(), f.c_str(), l.c_str()};
     PGresult* res = nullptr;
     if (auto r = s_.exec("INSERT INTO audit.outbox (tenants, first_seqs, last_seqs) VALUES ($1, $2, $3) RETURNING id", 3,

@@ -24,24 +24,27 @@ std::chrono::milliseconds timed_stop(traild_process& t, int* status) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
 }
 
-void set_no_ack(broker& b, const char* stream, bool no_ack) {
+// Changes one setting of a stream the broker already has.
+template <class Change>
+void update_stream(broker& b, const char* stream, Change change) {
   jsStreamInfo* si = nullptr;
   REQUIRE(js_GetStreamInfo(&si, b.js(), stream, nullptr, nullptr) == NATS_OK);
   jsStreamConfig cfg = *si->Config;
-  cfg.NoAck = no_ack;
+  change(cfg);
   REQUIRE(js_UpdateStream(nullptr, b.js(), &cfg, nullptr, nullptr) == NATS_OK);
   jsStreamInfo_Destroy(si);
 }
 
+void set_no_ack(broker& b, const char* stream, bool no_ack) {
+  update_stream(b, stream, [&](jsStreamConfig& c) { c.NoAck = no_ack; });
+}
+
 void set_subjects(broker& b, const char* stream, const char* subject) {
-  jsStreamInfo* si = nullptr;
-  REQUIRE(js_GetStreamInfo(&si, b.js(), stream, nullptr, nullptr) == NATS_OK);
-  jsStreamConfig cfg = *si->Config;
   const char* subjects[] = {subject};
-  cfg.Subjects = subjects;
-  cfg.SubjectsLen = 1;
-  REQUIRE(js_UpdateStream(nullptr, b.js(), &cfg, nullptr, nullptr) == NATS_OK);
-  jsStreamInfo_Destroy(si);
+  update_stream(b, stream, [&](jsStreamConfig& c) {
+    c.Subjects = subjects;
+    c.SubjectsLen = 1;
+  });
 }
 
 }  // namespace

@@ -172,6 +172,11 @@ struct fixture {
     return r;
   }
   void write(std::vector<audit_record> batch) { writer.write(std::move(batch), false); }
+  void write_one(const std::string& tenant, const std::string& id) {
+    std::vector<audit_record> b;
+    b.push_back(record(tenant, id));
+    write(std::move(b));
+  }
   const audit_record& stored(const std::string& tenant, const std::string& id, size_t nth = 0) {
     for (const auto& r : obs.stored)
       if (r.tenant_id() == tenant && r.ce_id() == id && nth-- == 0) return r;
@@ -188,11 +193,7 @@ TEST_CASE("ledger writer: new events get gap-free per-tenant sequences in batch 
   for (const char* id : {"a1", "a2", "a3"}) b.push_back(f.record("a", id));
   for (const char* id : {"b1", "b2"}) b.push_back(f.record("b", id));
   f.write(std::move(b));
-  f.write([&] {
-    std::vector<audit_record> b2;
-    b2.push_back(f.record("a", "a4"));
-    return b2;
-  }());
+  f.write_one("a", "a4");
   CHECK(f.stored("a", "a1").sequence == 1);
   CHECK(f.stored("a", "a3").sequence == 3);
   CHECK(f.stored("b", "b2").sequence == 2);
@@ -224,11 +225,7 @@ TEST_CASE("ledger writer: a repeat inside one batch is stored once and reported 
 
 TEST_CASE("ledger writer: a stored event sent again is a duplicate - republished only when redelivered", "[ledger]") {
   fixture f;
-  f.write([&] {
-    std::vector<audit_record> b;
-    b.push_back(f.record("a", "x"));
-    return b;
-  }());
+  f.write_one("a", "x");
   const int64_t first_recorded = f.stored("a", "x").recorded_at_us;
   SECTION("a publisher's re-send (first delivery): found by the unique violation, not republished") {
     std::vector<audit_record> b;
@@ -290,11 +287,7 @@ TEST_CASE("ledger writer: a COMMIT whose answer is lost is retried on the dedupe
 
 TEST_CASE("ledger writer: a tenant whose head row is lost is never restarted at 1 - writing resumes after repair", "[ledger]") {
   fixture f;
-  f.write([&] {
-    std::vector<audit_record> b;
-    b.push_back(f.record("a", "x"));
-    return b;
-  }());
+  f.write_one("a", "x");
   f.db.committed.heads.erase("a");  // a restore without the heads table, say
   f.blocked_calls.clear();
   ledger_writer fresh_cache{f.db, f.obs,
@@ -332,11 +325,7 @@ TEST_CASE("ledger writer: an identity whose digest another event holds is refuse
 
 TEST_CASE("ledger writer: each transaction names the sequences it assigned in one outbox row, duplicates excluded", "[ledger]") {
   fixture f;
-  f.write([&] {
-    std::vector<audit_record> b;
-    b.push_back(f.record("a", "x"));
-    return b;
-  }());
+  f.write_one("a", "x");
   std::vector<audit_record> b;
   b.push_back(f.record("b", "1"));
   b.push_back(f.record("a", "y"));
