@@ -49,7 +49,7 @@ record_batch tenant_groups::take(const batcher_limits& limits) {
 caf::behavior lane_batcher(caf::stateful_actor<batcher_state>* self, size_t lane, batcher_limits limits,
                            batch_sink* sink) {
   self->state.lane = lane;
-  prometheus::Gauge* pending_gauge = &metrics::get().batcher_pending(lane);
+  prometheus::Gauge* pending_gauge = &actor_metrics::get().batcher_pending(lane);
   // Hands the writer its next transaction if it is waiting for one.
   auto hand_over = [=] {
     auto& st = self->state;
@@ -61,7 +61,7 @@ caf::behavior lane_batcher(caf::stateful_actor<batcher_state>* self, size_t lane
   };
   return {
       [=](record_batch& records) {
-        sample_mailbox(self, self->state.handled, metrics::get().mailbox_batcher);
+        sample_mailbox(self, self->state.handled, actor_metrics::get().mailbox_batcher);
         self->state.waiting.add(std::move(records));
         hand_over();
       },

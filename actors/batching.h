@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/metrics.h"
+#include "actors/actor_metrics.h"
 #include "common/record.h"
 #include "sinks/sink.h"
 
@@ -35,8 +35,8 @@ namespace trail {
 using ready_atom = caf::atom_constant<caf::atom("ready")>;
 
 struct batcher_limits {
-  size_t max_events = 4000;       // pg.txn_max_events
-  size_t max_bytes = 16u << 20;   // pg.txn_max_bytes (COPY bytes)
+  size_t max_events = 0;  // pg.txn_max_events
+  size_t max_bytes = 0;   // pg.txn_max_bytes (COPY bytes)
 };
 
 // Records waiting for a writer, grouped by tenant in the order tenants first
@@ -70,7 +70,7 @@ caf::behavior lane_batcher(caf::stateful_actor<batcher_state>* self, size_t lane
 // actor's own thread): records its mailbox depth every kMailboxSampleEvery-th call.
 template <class Self>
 void sample_mailbox(Self* self, uint32_t& handled, prometheus::Histogram& h) {
-  if (++handled % metrics::kMailboxSampleEvery == 0) h.Observe(static_cast<double>(self->mailbox().size()));
+  if (++handled % actor_metrics::kMailboxSampleEvery == 0) h.Observe(static_cast<double>(self->mailbox().size()));
 }
 
 }  // namespace trail

@@ -7,7 +7,7 @@
 #include "actors/batching.h"
 #include "decode/event_decoder.h"
 #include "common/log.h"
-#include "common/metrics.h"
+#include "actors/actor_metrics.h"
 
 namespace trail {
 
@@ -36,7 +36,7 @@ caf::behavior validator(caf::stateful_actor<validator_state>* self, std::vector<
   self->state.by_lane.resize(batchers.size());
   return {
       [=](inbound_chunk& chunk) {
-        auto& m = metrics::get();
+        auto& m = actor_metrics::get();
         sample_mailbox(self, self->state.handled, m.mailbox_validator);
         auto& by_lane = self->state.by_lane;
         for (inbound_message* msg : chunk) {
@@ -77,8 +77,8 @@ caf::behavior validator(caf::stateful_actor<validator_state>* self, std::vector<
 }  // namespace
 
 namespace {
-caf::actor_system_config& configure(caf::actor_system_config& sc, const config& cfg) {
-  sc.set("scheduler.max-threads", static_cast<size_t>(std::max<int64_t>(2, cfg.validators)));
+caf::actor_system_config& configure(caf::actor_system_config& sc, const pipeline_options& opt) {
+  sc.set("scheduler.max-threads", std::max<size_t>(2, opt.validators));
   // Idle scheduler threads must not spin: on a small machine the cores are
   // needed by PostgreSQL and nats-server.
   sc.set("work-stealing.aggressive-poll-attempts", static_cast<size_t>(10));
@@ -89,7 +89,7 @@ caf::actor_system_config& configure(caf::actor_system_config& sc, const config& 
 }  // namespace
 
 struct actor_pipeline::impl {
-  explicit impl(const config& cfg) : system(configure(system_config, cfg)) {}
+  explicit impl(const pipeline_options& opt) : system(configure(system_config, opt)) {}
   caf::actor_system_config system_config;
   caf::actor_system system;
   std::vector<caf::actor> batchers;  // one per writer lane
@@ -97,21 +97,18 @@ struct actor_pipeline::impl {
   std::atomic<size_t> next{0};
 };
 
-actor_pipeline::actor_pipeline(const config& cfg, batch_sink& sink, message_settler& settler,
-                               message_settlement& settlement, size_t max_message_bytes)
-    : impl_(std::make_unique<impl>(cfg)) {
-  const batcher_limits blimits{static_cast<size_t>(cfg.txn_max_events), static_cast<size_t>(cfg.txn_max_bytes)};
+actor_pipeline::actor_pipeline(const pipeline_options& opt, batch_sink& sink, message_settler& settler,
+                               message_settlement& settlement)
+    : impl_(std::make_unique<impl>(opt)) {
+  const batcher_limits blimits{opt.txn_max_events, opt.txn_max_bytes};
   for (size_t lane = 0; lane < sink.lanes(); ++lane) {
     caf::actor b = impl_->system.spawn(lane_batcher, lane, blimits, &sink);
     // The writer asks for its next transaction from its own thread.
     sink.on_ready(lane, [b] { caf::anon_send(b, ready_atom::value); });
     impl_->batchers.push_back(std::move(b));
   }
-  decoder_limits limits{static_cast<size_t>(cfg.max_event_bytes), static_cast<size_t>(cfg.max_batch_bytes),
-                        static_cast<size_t>(cfg.max_batch_events), static_cast<size_t>(cfg.max_json_depth),
-                        static_cast<size_t>(cfg.max_object_keys), max_message_bytes};
-  for (int64_t i = 0; i < cfg.validators; ++i)
-    impl_->validators.push_back(impl_->system.spawn(validator, impl_->batchers, &sink, limits, static_cast<uint64_t>(cfg.max_deliver), &settler, &settlement));
+  for (size_t i = 0; i < opt.validators; ++i)
+    impl_->validators.push_back(impl_->system.spawn(validator, impl_->batchers, &sink, opt.decoding, opt.max_deliver, &settler, &settlement));
 }
 
 actor_pipeline::~actor_pipeline() { stop(); }

@@ -15,19 +15,25 @@
 #include <vector>
 
 #include "common/record.h"
-#include "config/config.h"
+#include "decode/event_decoder.h"
 #include "ingest/source.h"
 #include "sinks/sink.h"
 
 namespace trail {
 
+struct pipeline_options {
+  size_t validators = 1;     // validator actors (and CAF scheduler threads, at least 2)
+  size_t txn_max_events = 0;  // one transaction's bound, in events
+  size_t txn_max_bytes = 0;   // and in COPY bytes
+  decoder_limits decoding;   // what one event or message may be
+  uint64_t max_deliver = 0;  // deliveries after which a message is dead-lettered
+};
+
 class actor_pipeline {
  public:
-  // `max_message_bytes`: the broker's max_payload (committed copies must fit).
   // `settler` takes the messages refused whole; `settlement` settles a message
   // once the last of its events' records is settled or dropped.
-  actor_pipeline(const config& cfg, batch_sink& sink, message_settler& settler, message_settlement& settlement,
-                 size_t max_message_bytes);
+  actor_pipeline(const pipeline_options& opt, batch_sink& sink, message_settler& settler, message_settlement& settlement);
   ~actor_pipeline();
 
   // Called by the fetch thread; never blocks.

@@ -22,6 +22,10 @@
 #include <mutex>
 #include <thread>
 
+#include "actors/actor_metrics.h"
+#include "app/options.h"
+#include "ingest/ingest_metrics.h"
+#include "sinks/writer_metrics.h"
 #include "actors/pipeline.h"
 #include "api/http_server.h"
 #include "api/metrics_server.h"
@@ -72,8 +76,15 @@ int run(const config& cfg) {
   log_effective_config(cfg);
   health h;
 
-  metrics::get().enable_top_tenants(static_cast<size_t>(cfg.metrics_top_tenants));
-  metrics_server metrics_http(metrics::get().registry());
+  metrics::enable_top_tenants(static_cast<size_t>(cfg.metrics_top_tenants));
+  // Every component's metrics, registered now so that /metrics lists them
+  // (at 0) before their first occurrence.
+  actor_metrics::get();
+  writer_metrics::get();
+  source_metrics::get();
+  republish_metrics::get();
+  dead_letter_metrics::get();
+  metrics_server metrics_http(metrics::registry());
   if (!metrics_http.start(cfg.metrics_addr)) return 1;
   http_server http(h);
   if (!http.start(cfg.http_addr)) return 1;
@@ -106,21 +117,21 @@ int run(const config& cfg) {
     return 1;
   }
 
-  jetstream_source source(cfg, h);
+  jetstream_source source(source_options_of(cfg), h);
   if (!source.connect(g_stop)) return g_stop ? 0 : 1;
 
   log::info("nats", "broker limits", {{"max_payload", source.max_payload()}});
-  postgres_dead_letter_store dead_letter_db(cfg);
-  dead_letter_publisher dlq(cfg, source, dead_letter_db, *key);
+  postgres_dead_letter_store dead_letter_db(cfg.pg_dsn, pg_timeouts_of(cfg));
+  dead_letter_publisher dlq(dead_letter_options_of(cfg), source, dead_letter_db, *key);
   // The committed-event outbox, when there is a committed stream to republish into.
   std::unique_ptr<outbox_keeper> outbox;
-  if (cfg.committed_enabled && !cfg.committed_stream.empty()) {
-    outbox = std::make_unique<outbox_keeper>(cfg, source);
+  if (outbox_enabled(cfg)) {
+    outbox = std::make_unique<outbox_keeper>(outbox_options_of(cfg), source);
     source.set_publish_tracker(outbox.get());
   }
-  commit_finalizer finalizer(cfg, source, dlq, outbox.get());
-  postgres_writer_pool writers(cfg, finalizer, h);
-  actor_pipeline pipeline(cfg, writers, dlq, source, static_cast<size_t>(source.max_payload()));
+  commit_finalizer finalizer(finalizer_options_of(cfg), source, dlq, outbox.get());
+  postgres_writer_pool writers(writer_pool_options_of(cfg), finalizer, h);
+  actor_pipeline pipeline(pipeline_options_of(cfg, static_cast<size_t>(source.max_payload())), writers, dlq, source);
   dlq.start();
   if (outbox) outbox->start();
   finalizer.start();

@@ -20,14 +20,15 @@
 namespace trail {
 
 struct decoder_limits {
-  size_t max_event_bytes = 256 * 1024;        // one event, headers + body (structured, binary or bare)
-  size_t max_batch_bytes = 4 * 1024 * 1024;   // one batch-mode message, headers + body
-  size_t max_batch_events = 1000;             // events in one batch-mode message
-  size_t max_depth = 64;                      // JSON nesting depth
-  size_t max_object_keys = 10000;             // members of any one JSON object
+  // Filled from [validate] by app/options.cc (the defaults live in config/).
+  size_t max_event_bytes = 0;    // one event, headers + body (structured, binary or bare)
+  size_t max_batch_bytes = 0;    // one batch-mode message, headers + body
+  size_t max_batch_events = 0;   // events in one batch-mode message
+  size_t max_depth = 0;          // JSON nesting depth
+  size_t max_object_keys = 0;    // members of any one JSON object
   // The largest message the broker takes (its max_payload): an event whose
   // committed copy would not fit is refused (too_large) before it is stored.
-  size_t max_message_bytes = 1024 * 1024;
+  size_t max_message_bytes = 0;
 };
 
 struct decode_outcome {
@@ -38,7 +39,7 @@ struct decode_outcome {
 
 class event_decoder {
  public:
-  explicit event_decoder(decoder_limits limits = {});
+  explicit event_decoder(decoder_limits limits);
   decode_outcome decode(const message_view& msg);
 
  private:

@@ -57,9 +57,9 @@ std::string keyed_position(const std::string& key, const std::string& stream, ui
 
 }  // namespace
 
-dead_letter_publisher::dead_letter_publisher(const config& cfg, jetstream_source& source, dead_letter_store& store,
+dead_letter_publisher::dead_letter_publisher(dead_letter_options opt, jetstream_source& source, dead_letter_store& store,
                                              std::string installation_key)
-    : cfg_(cfg), source_(source), store_(store), key_(std::move(installation_key)) {}
+    : opt_(std::move(opt)), source_(source), store_(store), key_(std::move(installation_key)) {}
 
 dead_letter_publisher::~dead_letter_publisher() { stop(std::chrono::steady_clock::now()); }
 
@@ -109,15 +109,15 @@ dead_letter_publisher::outcome dead_letter_publisher::publish(const item& it, in
   // key, so a dead letter cannot be deduplicated away by a message someone
   // else published first; stable across restarts and replicas, so a message
   // dead-lettered again after a crash is stored once.
-  const std::string msg_id = "trail-dlq-" + cfg_.stream + "-" + std::to_string(m->stream_seq) + "-" +
-                             keyed_position(key_, cfg_.stream, m->stream_seq);
+  const std::string msg_id = "trail-dlq-" + opt_.stream + "-" + std::to_string(m->stream_seq) + "-" +
+                             keyed_position(key_, opt_.stream, m->stream_seq);
   headers.emplace_back("Nats-Msg-Id", msg_id);
   const std::string_view body = stored_id == 0 ? m->data : std::string_view();
-  const int64_t wire = static_cast<int64_t>(header_wire_size(headers) + body.size() + cfg_.dlq_subject.size());
+  const int64_t wire = static_cast<int64_t>(header_wire_size(headers) + body.size() + opt_.dlq_subject.size());
   if (wire > source_.max_payload()) return outcome::too_large;
 
   natsMsg* out = nullptr;
-  if (natsMsg_Create(&out, cfg_.dlq_subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())) != NATS_OK)
+  if (natsMsg_Create(&out, opt_.dlq_subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())) != NATS_OK)
     return outcome::failed;
   for (const auto& [k, v] : headers) natsMsgHeader_Add(out, k.c_str(), v.c_str());
   jsPubOptions po;
@@ -148,11 +148,11 @@ bool dead_letter_publisher::store_in_database(const item& it, int64_t& id) {
   inbound_message* m = it.msg;
   const std::string headers = header_wire_text(m->headers);
   const std::string reason_msg = header_safe(it.why.message);
-  oversized_dead_letter d{cfg_.stream, m->stream_seq, m->delivered, m->subject, to_string(it.why.code), reason_msg, headers, m->data};
+  oversized_dead_letter d{opt_.stream, m->stream_seq, m->delivered, m->subject, to_string(it.why.code), reason_msg, headers, m->data};
   std::string err;
   if (auto stored = store_.store(d, &err)) {
     id = *stored;
-    metrics::get().dead_letters_in_database.Increment();
+    dead_letter_metrics::get().in_database.Increment();
     return true;
   }
   log::limited(log::level::warn, "dlq", "could not store an oversized dead letter in PostgreSQL; retrying",
@@ -208,7 +208,7 @@ void dead_letter_publisher::run() {
       backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
     }
     if (first) {
-      metrics::get().dead_lettered(to_string(it.why.code)).Increment();
+      dead_letter_metrics::get().dead_lettered(to_string(it.why.code)).Increment();
       log::limited(log::level::info, "dlq", "event dead-lettered",
                    {{"stream_seq", it.msg->stream_seq}, {"reason", to_string(it.why.code)}, {"detail", header_safe(it.why.message)}});
     }

@@ -26,10 +26,15 @@
 
 namespace trail {
 
+struct dead_letter_options {
+  std::string stream;       // the consumed stream (names the original in each dead letter)
+  std::string dlq_subject;  // where dead letters are published
+};
+
 class dead_letter_publisher final : public message_settler {
  public:
   // `installation_key`: the secret in audit.installation (keys each dead letter's Nats-Msg-Id).
-  dead_letter_publisher(const config& cfg, jetstream_source& source, dead_letter_store& store,
+  dead_letter_publisher(dead_letter_options opt, jetstream_source& source, dead_letter_store& store,
                         std::string installation_key);
   ~dead_letter_publisher() override;
 
@@ -61,7 +66,7 @@ class dead_letter_publisher final : public message_settler {
   bool store_in_database(const item& it, int64_t& id);
   bool past_deadline() const;
 
-  const config& cfg_;
+  const dead_letter_options opt_;
   jetstream_source& source_;
   dead_letter_store& store_;
   const std::string key_;

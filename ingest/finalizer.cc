@@ -10,9 +10,9 @@
 
 namespace trail {
 
-commit_finalizer::commit_finalizer(const config& cfg, jetstream_source& source, dead_letter_publisher& dlq,
+commit_finalizer::commit_finalizer(finalizer_options opt, jetstream_source& source, dead_letter_publisher& dlq,
                                    outbox_keeper* outbox)
-    : cfg_(cfg), source_(source), dlq_(dlq), outbox_(outbox) {}
+    : opt_(std::move(opt)), source_(source), dlq_(dlq), outbox_(outbox) {}
 
 commit_finalizer::~commit_finalizer() { stop(); }
 
@@ -39,20 +39,20 @@ void commit_finalizer::republish(const audit_record& r) {
   }
   buffer_.clear();
   render_committed_event(r.event, seq, recorded_text_, buffer_);
-  subject_.assign(cfg_.committed_prefix).push_back('.');
+  subject_.assign(opt_.committed_prefix).push_back('.');
   subject_.append(r.tenant_id());
   const std::string& subject = subject_;
   natsMsg* msg = nullptr;
   if (natsMsg_Create(&msg, subject.c_str(), nullptr, buffer_.data(), static_cast<int>(buffer_.size())) != NATS_OK) {
-    metrics::get().republish_failed.Increment();
+    republish_metrics::get().failed.Increment();
     if (outbox_ && r.outbox_id > 0) outbox_->give_up(r.outbox_id);  // the row stays for the reconciler
     return;
   }
   // No headers beyond Nats-Msg-Id: structured mode is the NATS binding's
   // default, and the sequence is in the event.
-  if (cfg_.committed_stream.empty()) {
-    if (natsConnection_PublishMsg(source_.connection(), msg) == NATS_OK) metrics::get().republish_ok.Increment();
-    else metrics::get().republish_failed.Increment();
+  if (!opt_.committed_stream) {
+    if (natsConnection_PublishMsg(source_.connection(), msg) == NATS_OK) republish_metrics::get().confirmed.Increment();
+    else republish_metrics::get().failed.Increment();
     natsMsg_Destroy(msg);
     return;
   }
@@ -65,7 +65,7 @@ void commit_finalizer::republish(const audit_record& r) {
   const int64_t wire = static_cast<int64_t>(buffer_.size() + subject.size() + msg_id.size() + 64);
   if (wire > source_.max_payload()) {
     natsMsg_Destroy(msg);
-    metrics::get().republish_failed.Increment();
+    republish_metrics::get().failed.Increment();
     log::limited(log::level::error, "republish", "a committed event is larger than the broker's max_payload; not republished",
                  {{"tenant_sequence", msg_id}, {"bytes", wire}, {"max_payload", source_.max_payload()}});
     return;
@@ -73,7 +73,7 @@ void commit_finalizer::republish(const audit_record& r) {
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MsgId = msg_id.c_str();
-  po.MaxWait = cfg_.publish_ack_timeout_ms;  // a PubAck lost on the way is retried, not awaited forever
+  po.MaxWait = opt_.publish_ack_timeout_ms;  // a PubAck lost on the way is retried, not awaited forever
   // Before nats.c has it: its confirmation can come back at once.
   if (outbox_ && r.outbox_id > 0) outbox_->published(msg, r.outbox_id);
   send(msg, &po);
@@ -91,7 +91,7 @@ bool commit_finalizer::send(natsMsg* msg, jsPubOptions* po) {
     return true;
   }
   // The Nats-Msg-Id header is already on the message.
-  metrics::get().republish_retries.Increment();
+  republish_metrics::get().retries.Increment();
   source_.queue_retry(msg);
   return false;
 }
@@ -114,11 +114,11 @@ void commit_finalizer::retry_republishes() {
   const auto now = std::chrono::steady_clock::now();
   if (now - last_retry_ < std::chrono::milliseconds(250)) return;
   last_retry_ = now;
-  metrics::get().republish_retry_backlog.Set(static_cast<double>(source_.retry_backlog()));
-  metrics::get().republish_unconfirmed.Set(static_cast<double>(source_.unconfirmed().load(std::memory_order_relaxed)));
+  republish_metrics::get().retry_backlog.Set(static_cast<double>(source_.retry_backlog()));
+  republish_metrics::get().unconfirmed.Set(static_cast<double>(source_.unconfirmed().load(std::memory_order_relaxed)));
   jsPubOptions po;
   jsPubOptions_Init(&po);
-  po.MaxWait = cfg_.publish_ack_timeout_ms;
+  po.MaxWait = opt_.publish_ack_timeout_ms;
   // At most one pass over what is queued now; a publish that cannot go out
   // (window full, disconnected) goes back to the end and ends the pass.
   for (int64_t n = source_.retry_backlog(); n > 0 && !stop_; --n) {
@@ -134,7 +134,7 @@ void commit_finalizer::run() {
     retry_republishes();
     // Backpressure: while too many committed events wait for a republish
     // retry, take no more (acks wait, the in-flight gate fills, fetching pauses).
-    if (source_.retry_backlog() >= cfg_.republish_retry_max) {
+    if (source_.retry_backlog() >= opt_.republish_retry_max) {
       if (stop_) return;
       log::limited(log::level::warn, "republish", "republish retries at their bound; holding acks until the broker confirms",
                    {{"backlog", source_.retry_backlog()}});
@@ -145,11 +145,11 @@ void commit_finalizer::run() {
       if (stop_ && queue_.size_approx() == 0) return;
       continue;
     }
-    auto& e2e = metrics::get().end_to_end_seconds;
+    auto& e2e = republish_metrics::get().end_to_end_seconds;
     for (auto& r : records) {
       if (r.origin && r.origin->stream_time_us > 0 && !r.duplicate)
         e2e.Observe(static_cast<double>(r.recorded_at_us - r.origin->stream_time_us) / 1e6);
-      if (cfg_.committed_enabled && r.republish) republish(r);
+      if (opt_.committed_enabled && r.republish) republish(r);
       r.origin.settle(event_outcome::committed);
     }
     // A transaction's events share one outbox row: every one is handed over now.

@@ -21,11 +21,19 @@
 
 namespace trail {
 
+struct finalizer_options {
+  bool committed_enabled = false;
+  std::string committed_prefix;  // subjects <prefix>.<tenant_id>
+  bool committed_stream = false;  // JetStream publishes with PubAck (else core publishes)
+  int64_t publish_ack_timeout_ms = 0;
+  int64_t republish_retry_max = 0;
+};
+
 class commit_finalizer final : public commit_observer {
  public:
   // `outbox`: told which message carries each event of an audit.outbox row
   // (nullptr when the committed stream is off).
-  commit_finalizer(const config& cfg, jetstream_source& source, dead_letter_publisher& dlq, outbox_keeper* outbox);
+  commit_finalizer(finalizer_options opt, jetstream_source& source, dead_letter_publisher& dlq, outbox_keeper* outbox);
   ~commit_finalizer() override;
 
   void start();
@@ -41,7 +49,7 @@ class commit_finalizer final : public commit_observer {
   // False when it could not go out now (then it waits in the retry queue).
   bool send(natsMsg* msg, jsPubOptions* po);
 
-  const config& cfg_;
+  const finalizer_options opt_;
   jetstream_source& source_;
   dead_letter_publisher& dlq_;
   outbox_keeper* outbox_;

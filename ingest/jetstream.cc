@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "sinks/writer_metrics.h"
 #include "common/log.h"
 #include "common/time.h"
 
@@ -26,7 +27,7 @@ void jetstream_source::on_reconnected(natsConnection*, void* closure) {
   // Publishes in flight across the outage may never be answered: the
   // finalizer takes them back and publishes them again.
   self->resend_pending_ = true;
-  metrics::get().nats_reconnects.Increment();
+  source_metrics::get().nats_reconnects.Increment();
   log::info("nats", "reconnected to NATS");
 }
 
@@ -51,7 +52,7 @@ void jetstream_source::on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubA
   auto* self = static_cast<jetstream_source*>(closure);
   self->republish_unconfirmed_.fetch_sub(1, std::memory_order_relaxed);
   if (pa) {
-    metrics::get().republish_ok.Increment();
+    republish_metrics::get().confirmed.Increment();
     if (self->tracker_) self->tracker_->confirmed(msg);
     natsMsg_Destroy(msg);
     return;
@@ -64,11 +65,11 @@ void jetstream_source::on_publish_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubA
   const bool refused = pae && pae->ErrCode != 0;
   if (n < (refused ? kRepublishRefusedAttempts : kRepublishAttempts)) {
     natsMsgHeader_Set(msg, "Trail-Attempt", std::to_string(n + 1).c_str());
-    metrics::get().republish_retries.Increment();
+    republish_metrics::get().retries.Increment();
     self->queue_retry(msg);
     return;
   }
-  metrics::get().republish_failed.Increment();
+  republish_metrics::get().failed.Increment();
   if (self->tracker_) self->tracker_->abandoned(msg);
   log::limited(log::level::error, "republish", "giving up on the republish of a committed event for now (it is stored; the outbox keeper republishes it later)",
                {{"subject", natsMsg_GetSubject(msg)}, {"tenant_sequence", committed_identity(msg)}, {"attempts", n},
@@ -108,7 +109,7 @@ size_t jetstream_source::settle_republishes(std::chrono::steady_clock::time_poin
   }
   for (natsMsg* m = nullptr; take_retry(m);) lost.push_back(m);
   for (natsMsg* m : lost) {
-    metrics::get().republish_failed.Increment();
+    republish_metrics::get().failed.Increment();
     if (tracker_) tracker_->abandoned(m);
     log::warn("republish", "stopping before the broker confirmed a committed event's republish; it is stored and stays in audit.outbox, to be republished by the next outbox pass",
               {{"subject", natsMsg_GetSubject(m)}, {"tenant_sequence", committed_identity(m)}});
@@ -126,10 +127,10 @@ const char* nats_error_text(natsStatus s, jsErrCode jerr) {
   return text.c_str();
 }
 
-jetstream_source::jetstream_source(const config& cfg, health& h)
-    : cfg_(cfg), health_(h), gate_(cfg.inflight_max_events, cfg.inflight_max_bytes) {
-  metrics::get().inflight_events_limit.Set(static_cast<double>(cfg.inflight_max_events));
-  metrics::get().inflight_bytes_limit.Set(static_cast<double>(cfg.inflight_max_bytes));
+jetstream_source::jetstream_source(source_options opt, health& h)
+    : opt_(std::move(opt)), health_(h), gate_(opt_.inflight_max_events, opt_.inflight_max_bytes) {
+  source_metrics::get().inflight_events_limit.Set(static_cast<double>(opt_.inflight_max_events));
+  source_metrics::get().inflight_bytes_limit.Set(static_cast<double>(opt_.inflight_max_bytes));
 }
 
 jetstream_source::~jetstream_source() {
@@ -140,7 +141,7 @@ jetstream_source::~jetstream_source() {
 bool jetstream_source::connect(const std::atomic<bool>& abort) {
   natsOptions* opts = nullptr;
   natsOptions_Create(&opts);
-  natsOptions_SetURL(opts, cfg_.nats_url.c_str());
+  natsOptions_SetURL(opts, opt_.url.c_str());
   natsOptions_SetName(opts, "traild");
   natsOptions_SetMaxReconnect(opts, -1);  // forever: a broker outage is waited out
   natsOptions_SetReconnectWait(opts, 250);
@@ -156,7 +157,7 @@ bool jetstream_source::connect(const std::atomic<bool>& abort) {
     natsStatus s = natsConnection_Connect(&nc_, opts);
     if (s == NATS_OK) break;
     log::warn("nats", "cannot connect to NATS; retrying",
-              {{"url", mask_secret(cfg_.nats_url)}, {"error", nats_error_text(s)}, {"retry_ms", backoff_ms}});
+              {{"url", opt_.url_in_logs}, {"error", nats_error_text(s)}, {"retry_ms", backoff_ms}});
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
     backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
   }
@@ -167,7 +168,7 @@ bool jetstream_source::connect(const std::atomic<bool>& abort) {
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = 10000;
-  jo.PublishAsync.MaxPending = cfg_.publish_max_pending;
+  jo.PublishAsync.MaxPending = opt_.publish_max_pending;
   jo.PublishAsync.StallWait = 20;  // ms; then the republish waits in the retry queue (finalizer.cc)
   jo.PublishAsync.AckHandler = &jetstream_source::on_publish_ack;
   jo.PublishAsync.AckHandlerClosure = this;
@@ -178,13 +179,13 @@ bool jetstream_source::connect(const std::atomic<bool>& abort) {
   const std::string stream_subject = "audit.events";
   // audit.events is required of an existing AUDIT stream; audit.events.> only
   // wished for (a stream without it is used, with a warning).
-  if (!ensure_stream(cfg_.stream, {stream_subject, stream_subject + ".>"}, 1, cfg_.stream_max_age_s,
-                     cfg_.stream_max_bytes, cfg_.duplicate_window_s) ||
-      !ensure_stream(cfg_.dlq_stream, {cfg_.dlq_subject}, 1, cfg_.dlq_max_age_s, -1, cfg_.duplicate_window_s))
+  if (!ensure_stream(opt_.stream, {stream_subject, stream_subject + ".>"}, 1, opt_.stream_max_age_s,
+                     opt_.stream_max_bytes, opt_.duplicate_window_s) ||
+      !ensure_stream(opt_.dlq_stream, {opt_.dlq_subject}, 1, opt_.dlq_max_age_s, -1, opt_.duplicate_window_s))
     return false;
-  if (cfg_.committed_enabled && !cfg_.committed_stream.empty() &&
-      !ensure_stream(cfg_.committed_stream, {cfg_.committed_prefix + ".>"}, 1, cfg_.committed_max_age_s,
-                     cfg_.committed_max_bytes, cfg_.duplicate_window_s))
+  if (opt_.committed_enabled && !opt_.committed_stream.empty() &&
+      !ensure_stream(opt_.committed_stream, {opt_.committed_prefix + ".>"}, 1, opt_.committed_max_age_s,
+                     opt_.committed_max_bytes, opt_.duplicate_window_s))
     return false;
   return ensure_consumer();
 }
@@ -226,14 +227,14 @@ bool jetstream_source::ensure_stream(const std::string& name, const std::vector<
     sc.MaxAge = max_age_s * kNsPerSecond;
     sc.MaxBytes = max_bytes;
     sc.Duplicates = duplicate_window_s * kNsPerSecond;
-    sc.Replicas = cfg_.stream_replicas;
+    sc.Replicas = opt_.stream_replicas;
     jerr = static_cast<jsErrCode>(0);
     s = js_AddStream(&si, js_, &sc, nullptr, &jerr);
     if (s != NATS_OK && jerr == JSStreamNameExistErr) {  // another replica created it meanwhile
       jerr = static_cast<jsErrCode>(0);
       s = js_GetStreamInfo(&si, js_, name.c_str(), nullptr, &jerr);
     } else if (s == NATS_OK) {
-      log::info("nats", "stream created", {{"stream", name}, {"subjects", subjects.front()}, {"replicas", cfg_.stream_replicas}});
+      log::info("nats", "stream created", {{"stream", name}, {"subjects", subjects.front()}, {"replicas", opt_.stream_replicas}});
       jsStreamInfo_Destroy(si);
       return true;
     }
@@ -256,9 +257,9 @@ bool jetstream_source::ensure_stream(const std::string& name, const std::vector<
                    {{"stream", name}, {"missing", want}});
   }
   if (problem.empty() && c->Sealed) problem = "it is sealed (no new messages)";
-  if (problem.empty() && c->NoAck && name != cfg_.stream)
+  if (problem.empty() && c->NoAck && name != opt_.stream)
     problem = "it does not acknowledge publishes (no_ack), and Trail waits for each acknowledgement";
-  if (problem.empty() && c->Duplicates < duplicate_window_s * kNsPerSecond && name != cfg_.stream)
+  if (problem.empty() && c->Duplicates < duplicate_window_s * kNsPerSecond && name != opt_.stream)
     problem = "its duplicate window (" + std::to_string(c->Duplicates / kNsPerSecond) + " s) is shorter than nats.duplicate_window_s (" +
               std::to_string(duplicate_window_s) + " s), so a republish after a crash could be stored twice";
   if (!problem.empty()) {
@@ -267,7 +268,7 @@ bool jetstream_source::ensure_stream(const std::string& name, const std::vector<
     jsStreamInfo_Destroy(si);
     return false;
   }
-  if (c->Replicas != cfg_.stream_replicas || c->MaxAge != max_age_s * kNsPerSecond || c->MaxBytes != max_bytes)
+  if (c->Replicas != opt_.stream_replicas || c->MaxAge != max_age_s * kNsPerSecond || c->MaxBytes != max_bytes)
     log::info("nats", "stream exists; keeping its own settings",
               {{"stream", name}, {"replicas", c->Replicas}, {"max_age_s", c->MaxAge / kNsPerSecond}, {"max_bytes", c->MaxBytes}});
   else
@@ -279,7 +280,7 @@ bool jetstream_source::ensure_stream(const std::string& name, const std::vector<
 bool jetstream_source::ensure_consumer() {
   jsConsumerInfo* ci = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetConsumerInfo(&ci, js_, cfg_.stream.c_str(), cfg_.consumer.c_str(), nullptr, &jerr);
+  natsStatus s = js_GetConsumerInfo(&ci, js_, opt_.stream.c_str(), opt_.consumer.c_str(), nullptr, &jerr);
   jsConsumerConfig cc;
   if (s == NATS_OK) {
     // It exists: start from its own configuration, so that whatever an
@@ -293,46 +294,46 @@ bool jetstream_source::ensure_consumer() {
       problem = std::string("its filter subject ") + cc.FilterSubject + " does not cover audit.events";
     if (!problem.empty()) {
       log::error("nats", "the existing durable consumer is not usable by Trail (nothing was changed)",
-                 {{"consumer", cfg_.consumer}, {"problem", problem}});
+                 {{"consumer", opt_.consumer}, {"problem", problem}});
       jsConsumerInfo_Destroy(ci);
       return false;
     }
   } else {
     jsConsumerConfig_Init(&cc);
-    cc.Durable = cfg_.consumer.c_str();
+    cc.Durable = opt_.consumer.c_str();
     cc.AckPolicy = js_AckExplicit;
     cc.DeliverPolicy = js_DeliverAll;
   }
   // Trail's own knobs. MaxDeliver is unlimited on purpose: Trail counts
   // deliveries itself and dead-letters a message after nats.max_deliver tries,
   // so the broker never drops one silently (not even one nak'ed at shutdown).
-  const bool differs = cc.AckWait != cfg_.ack_wait_s * kNsPerSecond || cc.MaxDeliver != -1 ||
-                       cc.MaxAckPending != cfg_.max_ack_pending || cc.MaxRequestBatch != cfg_.fetch_batch;
-  cc.AckWait = cfg_.ack_wait_s * kNsPerSecond;
+  const bool differs = cc.AckWait != opt_.ack_wait_s * kNsPerSecond || cc.MaxDeliver != -1 ||
+                       cc.MaxAckPending != opt_.max_ack_pending || cc.MaxRequestBatch != opt_.fetch_batch;
+  cc.AckWait = opt_.ack_wait_s * kNsPerSecond;
   cc.MaxDeliver = -1;
-  cc.MaxAckPending = cfg_.max_ack_pending;
-  cc.MaxRequestBatch = static_cast<int64_t>(cfg_.fetch_batch);
+  cc.MaxAckPending = opt_.max_ack_pending;
+  cc.MaxRequestBatch = static_cast<int64_t>(opt_.fetch_batch);
   jsConsumerInfo* updated = nullptr;
   jerr = static_cast<jsErrCode>(0);
-  if (s != NATS_OK) s = js_AddConsumer(&updated, js_, cfg_.stream.c_str(), &cc, nullptr, &jerr);
-  else if (differs) s = js_UpdateConsumer(&updated, js_, cfg_.stream.c_str(), &cc, nullptr, &jerr);
+  if (s != NATS_OK) s = js_AddConsumer(&updated, js_, opt_.stream.c_str(), &cc, nullptr, &jerr);
+  else if (differs) s = js_UpdateConsumer(&updated, js_, opt_.stream.c_str(), &cc, nullptr, &jerr);
   if (ci) jsConsumerInfo_Destroy(ci);
   if (updated) jsConsumerInfo_Destroy(updated);
   if (s != NATS_OK) {
     log::error("nats", "cannot create or update the durable consumer",
-               {{"consumer", cfg_.consumer}, {"error", nats_error_text(s, jerr)}});
+               {{"consumer", opt_.consumer}, {"error", nats_error_text(s, jerr)}});
     return false;
   }
   jsSubOptions so;
   jsSubOptions_Init(&so);
-  so.Stream = cfg_.stream.c_str();
-  so.Consumer = cfg_.consumer.c_str();
-  s = js_PullSubscribe(&sub_, js_, "audit.events", cfg_.consumer.c_str(), nullptr, &so, &jerr);
+  so.Stream = opt_.stream.c_str();
+  so.Consumer = opt_.consumer.c_str();
+  s = js_PullSubscribe(&sub_, js_, "audit.events", opt_.consumer.c_str(), nullptr, &so, &jerr);
   if (s != NATS_OK) {
-    log::error("nats", "cannot bind to the durable consumer", {{"consumer", cfg_.consumer}, {"error", nats_error_text(s, jerr)}});
+    log::error("nats", "cannot bind to the durable consumer", {{"consumer", opt_.consumer}, {"error", nats_error_text(s, jerr)}});
     return false;
   }
-  log::info("nats", "consumer ready", {{"stream", cfg_.stream}, {"consumer", cfg_.consumer}});
+  log::info("nats", "consumer ready", {{"stream", opt_.stream}, {"consumer", opt_.consumer}});
   return true;
 }
 
@@ -367,7 +368,7 @@ void jetstream_source::untrack(inbound_message* m) {
 // While the database is down, messages wait in memory; InProgress resets
 // their ack timer so JetStream does not redeliver them in a storm.
 void jetstream_source::keepalive_loop() {
-  const int64_t every_us = std::max<int64_t>(1, cfg_.ack_wait_s / 3) * 1000000;
+  const int64_t every_us = std::max<int64_t>(1, opt_.ack_wait_s / 3) * 1000000;
   std::unique_lock<std::mutex> wait_lock(keepalive_mu_);
   int64_t last_poll_us = 0;
   while (!keepalive_cv_.wait_for(wait_lock, std::chrono::milliseconds(std::min<int64_t>(every_us / 1000, 1000)),
@@ -391,12 +392,12 @@ void jetstream_source::keepalive_loop() {
       last_poll_us = now;
       consumer_state cs;
       if (consumer_info(cs)) {
-        metrics::get().consumer_pending.Set(static_cast<double>(cs.num_pending));
-        metrics::get().consumer_ack_pending.Set(static_cast<double>(cs.num_ack_pending));
+        source_metrics::get().consumer_pending.Set(static_cast<double>(cs.num_pending));
+        source_metrics::get().consumer_ack_pending.Set(static_cast<double>(cs.num_ack_pending));
       }
-      auto& mm = metrics::get();
-      mm.pg_connections_idle.Set(std::max(0.0, health_.writers_connected - mm.pg_connections_busy.Value()));
-      if (auto* top = mm.tenants()) top->publish();
+      auto& w = writer_metrics::get();
+      w.pg_connections_idle.Set(std::max(0.0, health_.writers_connected - w.pg_connections_busy.Value()));
+      if (auto* top = metrics::tenants()) top->publish();
     }
     wait_lock.lock();
   }
@@ -413,7 +414,7 @@ size_t jetstream_source::nak_all_in_flight(int64_t delay_ms) {
 }
 
 void jetstream_source::fetch_loop() {
-  auto& m = metrics::get();
+  auto& m = source_metrics::get();
   health_.consumer_running = true;
   int64_t backoff_ms = 50;
   std::vector<inbound_message*> chunk;
@@ -453,7 +454,7 @@ void jetstream_source::fetch_loop() {
     jsFetchRequest req;
     jsFetchRequest_Init(&req);
     const bool no_wait = !idle;
-    req.Batch = idle ? 1 : static_cast<int>(std::min<int64_t>(room, cfg_.fetch_batch));
+    req.Batch = idle ? 1 : static_cast<int>(std::min<int64_t>(room, opt_.fetch_batch));
     req.NoWait = no_wait;
     // Messages already waiting in the subscription (late answers to earlier
     // pull requests, e.g. after a reconnect or a timeout) are taken one per
@@ -466,7 +467,7 @@ void jetstream_source::fetch_loop() {
     // Let one fetch overshoot the byte bound by at most 8 MiB, so that a single
     // large message can always be fetched.
     req.MaxBytes = std::max<int64_t>(gate_.free_bytes(), 8 * 1024 * 1024);
-    req.Expires = cfg_.fetch_expires_ms * 1000000LL;
+    req.Expires = opt_.fetch_expires_ms * 1000000LL;
     natsMsgList list{nullptr, 0};
     natsStatus s = natsSubscription_FetchRequest(&list, sub_, &req);
     if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND || (s == NATS_OK && list.Count == 0)) {
@@ -536,7 +537,7 @@ void jetstream_source::fetch_loop() {
     if (!chunk.empty()) deliver_(std::exchange(chunk, {}));
     natsMsgList_Destroy(&list);
     if (no_wait && got < requested && waiting == 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(cfg_.fetch_wait_ms));
+      std::this_thread::sleep_for(std::chrono::milliseconds(opt_.fetch_wait_ms));
   }
 }
 
@@ -567,7 +568,7 @@ void jetstream_source::settle_message(inbound_message* m, event_outcome merged) 
     case event_outcome::committed: finish(m, disposition::ack); break;
     case event_outcome::dead_lettered: finish(m, disposition::term); break;
     case event_outcome::retry:
-      metrics::get().messages_handed_back.Increment();
+      source_metrics::get().messages_handed_back.Increment();
       finish(m, disposition::nak, 1000);
       break;
   }
@@ -576,7 +577,7 @@ void jetstream_source::settle_message(inbound_message* m, event_outcome merged) 
 bool jetstream_source::consumer_info(consumer_state& out) {
   jsConsumerInfo* ci = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  if (js_GetConsumerInfo(&ci, js_, cfg_.stream.c_str(), cfg_.consumer.c_str(), nullptr, &jerr) != NATS_OK) return false;
+  if (js_GetConsumerInfo(&ci, js_, opt_.stream.c_str(), opt_.consumer.c_str(), nullptr, &jerr) != NATS_OK) return false;
   out.num_pending = ci->NumPending;
   out.num_ack_pending = static_cast<uint64_t>(ci->NumAckPending);
   out.num_redelivered = static_cast<uint64_t>(ci->NumRedelivered);

@@ -24,13 +24,42 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "ingest/ingest_metrics.h"
 #include "common/record.h"
-#include "config/config.h"
 #include "ingest/inflight_gate.h"
 
 namespace trail {
 
 enum class disposition { ack, term, nak };
+
+// What the broker side takes from the configuration ([nats] and [limits]);
+// app/options.cc fills it from config/, where each default is declared once.
+struct source_options {
+  std::string url;
+  std::string url_in_logs;  // `url` with its secrets masked
+  std::string stream;  // AUDIT: what Trail consumes
+  int64_t stream_max_age_s = 0;
+  int64_t stream_max_bytes = 0;
+  int64_t duplicate_window_s = 0;
+  int64_t stream_replicas = 1;
+  std::string consumer;  // the durable pull consumer
+  int64_t ack_wait_s = 0;
+  int64_t max_ack_pending = 0;
+  int64_t fetch_batch = 0;
+  int64_t fetch_expires_ms = 0;
+  int64_t fetch_wait_ms = 0;
+  std::string dlq_subject;
+  std::string dlq_stream;
+  int64_t dlq_max_age_s = 0;
+  bool committed_enabled = false;
+  std::string committed_prefix;
+  std::string committed_stream;  // empty: core publishes, no stream
+  int64_t committed_max_age_s = 0;
+  int64_t committed_max_bytes = 0;
+  int64_t publish_max_pending = 0;
+  int64_t inflight_max_events = 0;
+  int64_t inflight_max_bytes = 0;
+};
 
 // Told what became of each committed-event republish handed to nats.c
 // (ingest/outbox.h). Called on nats.c's PubAck thread, or at shutdown.
@@ -51,7 +80,7 @@ class jetstream_source final : public message_settlement {
  public:
   using deliver_fn = std::function<void(std::vector<inbound_message*>&&)>;
 
-  jetstream_source(const config& cfg, health& h);
+  jetstream_source(source_options opt, health& h);
   ~jetstream_source();
   jetstream_source(const jetstream_source&) = delete;
   jetstream_source& operator=(const jetstream_source&) = delete;
@@ -114,7 +143,7 @@ class jetstream_source final : public message_settlement {
                      int64_t max_age_s, int64_t max_bytes, int64_t duplicate_window_s);
   bool ensure_consumer();
 
-  const config& cfg_;
+  const source_options opt_;
   health& health_;
   inflight_gate gate_;
   natsConnection* nc_ = nullptr;

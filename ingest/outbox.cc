@@ -4,17 +4,17 @@
 #include <iterator>
 
 #include "common/log.h"
-#include "common/metrics.h"
+#include "ingest/ingest_metrics.h"
 #include "common/time.h"
 #include "decode/event_json.h"
 #include "sinks/event_reader.h"
 
 namespace trail {
 
-outbox_keeper::outbox_keeper(const config& cfg, jetstream_source& source)
-    : cfg_(cfg),
+outbox_keeper::outbox_keeper(outbox_options opt, jetstream_source& source)
+    : opt_(std::move(opt)),
       source_(source),
-      session_(cfg.pg_dsn, pg_timeouts{cfg.pg_connect_timeout_s, cfg.pg_statement_timeout_s}, "traild-outbox") {}
+      session_(opt_.pg_dsn, opt_.timeouts, "traild-outbox") {}
 
 outbox_keeper::~outbox_keeper() { stop(); }
 
@@ -106,7 +106,7 @@ bool outbox_keeper::ensure_connected() {
 
 void outbox_keeper::delete_confirmed() {
   drain_notes();
-  metrics::get().outbox_waiting.Set(static_cast<double>(rows_.size()));
+  republish_metrics::get().outbox_waiting.Set(static_cast<double>(rows_.size()));
   std::vector<int64_t> ids;
   ids.swap(done_);
   if (ids.empty()) return;
@@ -118,7 +118,7 @@ void outbox_keeper::delete_confirmed() {
 
 void outbox_keeper::reconcile() {
   if (!ensure_connected()) return;
-  const std::string age = std::to_string(cfg_.outbox_reconcile_after_s);
+  const std::string age = std::to_string(opt_.reconcile_after_s);
   const char* p_age[] = {age.c_str()};
   if (!session_.exec("BEGIN").ok()) return;
   PGresult* rows = nullptr;
@@ -166,7 +166,7 @@ void outbox_keeper::reconcile() {
       const auto tenant = se.event.get(event_field::tenant_id);
       body.clear();
       render_committed_event(se.event, padded_sequence(se.sequence), format_rfc3339_us(se.recorded_at_us), body);
-      subject.assign(cfg_.committed_prefix).push_back('.');
+      subject.assign(opt_.committed_prefix).push_back('.');
       subject.append(tenant);
       msg_id.assign(tenant).push_back(':');
       msg_id += std::to_string(se.sequence);
@@ -183,7 +183,7 @@ void outbox_keeper::reconcile() {
       jsPubOptions po;
       jsPubOptions_Init(&po);
       po.MsgId = msg_id.c_str();
-      po.MaxWait = cfg_.publish_ack_timeout_ms;
+      po.MaxWait = opt_.publish_ack_timeout_ms;
       jsPubAck* ack = nullptr;
       jsErrCode jerr = static_cast<jsErrCode>(0);
       const natsStatus s = js_PublishMsg(&ack, source_.js(), msg, &po, &jerr);
@@ -213,14 +213,14 @@ void outbox_keeper::reconcile() {
   if (!session_.exec("COMMIT").ok()) return;
   if (deleted > 0) {
     reconciled_rows_ += deleted;
-    metrics::get().outbox_republished.Increment(static_cast<double>(events));
+    republish_metrics::get().outbox_republished.Increment(static_cast<double>(events));
     log::info("outbox", "committed events republished from the table (their broker confirmation never came)",
               {{"rows", deleted}, {"events", events}});
   }
 }
 
 void outbox_keeper::run() {
-  const auto every = std::chrono::seconds(std::max<int64_t>(1, cfg_.outbox_reconcile_after_s / 2));
+  const auto every = std::chrono::seconds(std::max<int64_t>(1, opt_.reconcile_after_s / 2));
   while (true) {
     {
       std::unique_lock<std::mutex> lock(wake_mu_);

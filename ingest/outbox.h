@@ -33,15 +33,22 @@
 #include <unordered_map>
 #include <vector>
 
-#include "config/config.h"
 #include "ingest/jetstream.h"
 #include "sinks/pg_session.h"
 
 namespace trail {
 
+struct outbox_options {
+  std::string pg_dsn;
+  pg_timeouts timeouts;
+  std::string committed_prefix;
+  int64_t publish_ack_timeout_ms = 0;
+  int64_t reconcile_after_s = 0;  // a row older than this is republished from the table
+};
+
 class outbox_keeper final : public publish_tracker {
  public:
-  outbox_keeper(const config& cfg, jetstream_source& source);
+  outbox_keeper(outbox_options opt, jetstream_source& source);
   ~outbox_keeper() override;
 
   void start();
@@ -95,7 +102,7 @@ class outbox_keeper final : public publish_tracker {
   void reconcile();
   bool ensure_connected();
 
-  const config& cfg_;
+  const outbox_options opt_;
   jetstream_source& source_;
   pg_session session_;
   moodycamel::ConcurrentQueue<note> from_finalizer_, from_broker_;

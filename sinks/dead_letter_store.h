@@ -12,7 +12,6 @@
 #include <string>
 #include <string_view>
 
-#include "config/config.h"
 #include "sinks/pg_session.h"
 
 namespace trail {
@@ -37,8 +36,8 @@ class dead_letter_store {
 
 class postgres_dead_letter_store final : public dead_letter_store {
  public:
-  explicit postgres_dead_letter_store(const config& cfg)
-      : session_(cfg.pg_dsn, pg_timeouts{cfg.pg_connect_timeout_s, cfg.pg_statement_timeout_s}, "traild-dead-letters") {}
+  postgres_dead_letter_store(const std::string& dsn, pg_timeouts timeouts)
+      : session_(dsn, timeouts, "traild-dead-letters") {}
   std::optional<int64_t> store(const oversized_dead_letter& d, std::string* error) override;
 
  private:

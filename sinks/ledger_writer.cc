@@ -5,7 +5,7 @@
 
 #include "common/failpoint.h"
 #include "common/log.h"
-#include "common/metrics.h"
+#include "sinks/writer_metrics.h"
 #include "sinks/event_rows.h"
 
 namespace trail {
@@ -183,7 +183,7 @@ db_result ledger_writer::try_write(std::vector<audit_record>& records, bool dedu
   failpoint::before_commit();
   const auto commit_started = std::chrono::steady_clock::now();
   if (auto r = session_.commit(); !r.ok()) return r;
-  auto& m = metrics::get();
+  auto& m = writer_metrics::get();
   m.commit_seconds.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started).count());
   failpoint::after_commit();
 
@@ -192,7 +192,7 @@ db_result ledger_writer::try_write(std::vector<audit_record>& records, bool dedu
   size_t dups = 0;
   for (const auto& r : records) dups += r.duplicate;
   m.committed.Increment(static_cast<double>(plan.rows));
-  if (auto* top = m.tenants()) {
+  if (auto* top = metrics::tenants()) {
     // One add per run of a tenant's records (the batcher hands whole tenant batches).
     for (size_t i = 0; i < records.size();) {
       size_t j = i;
@@ -214,10 +214,10 @@ void ledger_writer::write(std::vector<audit_record>&& records, bool dedupe) {
   struct busy_mark {
     bool outer;
     explicit busy_mark(int& depth) : outer(depth++ == 0), depth_(depth) {
-      if (outer) metrics::get().pg_connections_busy.Increment();
+      if (outer) writer_metrics::get().pg_connections_busy.Increment();
     }
     ~busy_mark() {
-      if (outer) metrics::get().pg_connections_busy.Decrement();
+      if (outer) writer_metrics::get().pg_connections_busy.Decrement();
       --depth_;
     }
     int& depth_;
@@ -232,7 +232,7 @@ void ledger_writer::write(std::vector<audit_record>&& records, bool dedupe) {
     db_result r = try_write(records, dedupe, uncertain);
     if (r.ok()) {
       hooks_.blocked(false);
-      metrics::get().flush_seconds.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      writer_metrics::get().flush_seconds.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       if (std::find(plan_.collided.begin(), plan_.collided.end(), true) != plan_.collided.end()) {
         // Never stored and never taken for a duplicate: refused loudly.
         std::vector<audit_record> kept;
@@ -263,7 +263,7 @@ void ledger_writer::write(std::vector<audit_record>&& records, bool dedupe) {
         dedupe = true;
         continue;
       case result_kind::bad_data:
-        metrics::get().db_error(r.sqlstate).Increment();
+        writer_metrics::get().db_error(r.sqlstate).Increment();
         if (records.size() == 1) {
           log::limited(log::level::warn, "writer", "PostgreSQL refused an event; it goes to the dead-letter stream",
                        {{"tenant", records[0].tenant_id()}, {"ce_id", records[0].ce_id()}, {"sqlstate", r.sqlstate},

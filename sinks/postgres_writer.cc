@@ -129,19 +129,19 @@ class pg_ledger final : public ledger_session {
 
 class postgres_writer_pool::writer {
  public:
-  writer(int index, const config& cfg, commit_observer& obs, health& h)
+  writer(int index, const writer_pool_options& opt, commit_observer& obs, health& h)
       : index_(index),
         health_(h),
-        session_(cfg.pg_dsn, pg_timeouts{cfg.pg_connect_timeout_s, cfg.pg_statement_timeout_s},
+        session_(opt.dsn, opt.timeouts,
                  "traild-writer-" + std::to_string(index)),
         ledger_(session_),
         writer_(ledger_, obs,
                 ledger_writer::hooks{[this] { return ensure_connected(); },
                                      [this](const std::string& why, const std::string& cls) { backoff(why, cls); },
                                      [this] { return abandon_.load(); }, [this](bool b) { set_blocked(b); }},
-                static_cast<size_t>(cfg.known_tenants_max), cfg.committed_enabled && !cfg.committed_stream.empty()),
+                opt.known_tenants_max, opt.outbox),
         rng_(std::random_device{}()),
-        known_tenants_gauge_(metrics::get().writer_known_tenants(index)) {}
+        known_tenants_gauge_(writer_metrics::get().known_tenants(index)) {}
 
   ~writer() { disconnect(); }
 
@@ -215,7 +215,7 @@ bool postgres_writer_pool::writer::ensure_connected() {
 
 void postgres_writer_pool::writer::backoff(const std::string& why, const std::string& error_class) {
   if (!session_.connected()) disconnect();  // not ready while it waits
-  metrics::get().db_error(error_class).Increment();
+  writer_metrics::get().db_error(error_class).Increment();
   backoff_ms_ = backoff_ms_ == 0 ? 100 : std::min<int64_t>(backoff_ms_ * 2, 5000);
   const int64_t sleep_ms = backoff_ms_ / 2 + static_cast<int64_t>(rng_() % static_cast<uint64_t>(backoff_ms_ / 2 + 1));
   if (error_class == kLedgerInvariant)
@@ -255,9 +255,9 @@ void postgres_writer_pool::writer::run() {
   }
 }
 
-postgres_writer_pool::postgres_writer_pool(const config& cfg, commit_observer& observer, health& h) {
-  h.writers_total = static_cast<int>(cfg.writers);
-  for (int i = 0; i < cfg.writers; ++i) writers_.push_back(std::make_unique<writer>(i, cfg, observer, h));
+postgres_writer_pool::postgres_writer_pool(const writer_pool_options& opt, commit_observer& observer, health& h) {
+  h.writers_total = static_cast<int>(opt.writers);
+  for (size_t i = 0; i < opt.writers; ++i) writers_.push_back(std::make_unique<writer>(static_cast<int>(i), opt, observer, h));
 }
 
 postgres_writer_pool::~postgres_writer_pool() { stop(); }

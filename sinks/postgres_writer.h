@@ -23,14 +23,23 @@
 #include <vector>
 
 #include "common/metrics.h"
-#include "config/config.h"
+#include "sinks/writer_metrics.h"
+#include "sinks/pg_session.h"
 #include "sinks/sink.h"
 
 namespace trail {
 
+struct writer_pool_options {
+  std::string dsn;
+  pg_timeouts timeouts;
+  size_t writers = 1;
+  size_t known_tenants_max = 0;  // tenant heads known to exist, per writer
+  bool outbox = false;           // one audit.outbox row per transaction
+};
+
 class postgres_writer_pool final : public batch_sink {
  public:
-  postgres_writer_pool(const config& cfg, commit_observer& observer, health& h);
+  postgres_writer_pool(const writer_pool_options& opt, commit_observer& observer, health& h);
   ~postgres_writer_pool() override;
 
   void start();

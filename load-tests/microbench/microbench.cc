@@ -26,6 +26,7 @@
 
 #include <unordered_map>
 
+#include "app/options.h"
 #include "actors/batching.h"
 #include "decode/event_decoder.h"
 #include "decode/event_json.h"
@@ -78,10 +79,12 @@ int main(int argc, char** argv) {
     bytes += p.body.size() + p.in.header_wire_bytes;
   }
 
-  trail::event_decoder decoder;
+  // The limits traild runs with at the configuration's defaults.
+  const trail::pipeline_options opt = trail::pipeline_options_of(trail::load_config("", {}), 1 << 20);
+  trail::event_decoder decoder(opt.decoding);
   const bool full = stage == "full";
   constexpr size_t kLanes = 2, kChunk = 64;  // pg.writers and the fetch thread's chunk, at their defaults
-  const trail::batcher_limits limits{4000, 16u << 20};
+  const trail::batcher_limits limits{opt.txn_max_events, opt.txn_max_bytes};
   trail::tenant_groups lanes[kLanes];
   trail::record_batch by_lane[kLanes];
   std::unordered_map<std::string, int64_t> heads;

@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 
+#include "tests/unit/defaults.h"
 #include "actors/batching.h"
 #include "common/metrics.h"
 
@@ -56,7 +57,7 @@ struct fixture {
   caf::scheduler::test_coordinator* sched = nullptr;
   caf::actor batcher;
 
-  explicit fixture(batcher_limits limits = {}) {
+  explicit fixture(batcher_limits limits = testing::default_batcher_limits()) {
     sys_cfg.set("scheduler.policy", caf::atom("testing"));
     sys_cfg.set("logger.console", caf::atom("none"));
     sys = std::make_unique<caf::actor_system>(sys_cfg);
@@ -102,12 +103,12 @@ TEST_CASE("while the writer is busy, events gather by tenant and go together whe
   for (auto& r : records("b", 1, 2)) mixed.push_back(std::move(r));
   f.send(std::move(mixed));
   CHECK(f.sink.submitted.size() == 1);  // nothing handed while the writer is busy
-  CHECK(metrics::get().batcher_pending(0).Value() == 6);
+  CHECK(actor_metrics::get().batcher_pending(0).Value() == 6);
   f.ready();
   REQUIRE(f.sink.submitted.size() == 2);
   // Whole tenant batches, tenants in order of first arrival, events in arrival order.
   CHECK(tenants_of(f.sink.submitted[1]) == "b0 b1 b2 a1 a2 c0 ");
-  CHECK(metrics::get().batcher_pending(0).Value() == 0);
+  CHECK(actor_metrics::get().batcher_pending(0).Value() == 0);
 }
 
 TEST_CASE("a transaction is bounded by pg.txn_max_events and pg.txn_max_bytes, the rest waits for the next ask",

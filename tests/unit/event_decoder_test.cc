@@ -2,6 +2,7 @@
 // the renderings of the typed event it builds (sinks/event_rows, decode/event_json).
 #include <catch2/catch.hpp>
 
+#include "tests/unit/defaults.h"
 #include "decode/event_decoder.h"
 #include "common/record.h"
 #include "common/time.h"
@@ -36,7 +37,7 @@ struct message {
   }
 };
 
-decode_outcome decode(message& m, trail::decoder_limits limits = {}) {
+decode_outcome decode(message& m, trail::decoder_limits limits = trail::testing::default_decoder_limits()) {
   event_decoder d(limits);
   return d.decode(m.in.view());
 }
@@ -287,7 +288,7 @@ TEST_CASE("bad bytes are refused with a reason, never stored", "[decoder]") {
     std::string deep = std::string(100000, '[') + std::string(100000, ']');
     message m(structured(std::string(R"({"tenant_id":"t","action":"a","actor":{"type":"user","id":"u"},)"
                                      R"("primary_resource":{"type":"t","id":"i"},"metadata":{"x":)") + deep + "}}"));
-    auto r = decode(m, trail::decoder_limits{1 << 20, 4 << 20, 1000, 64});
+    auto r = decode(m, trail::decoder_limits{1 << 20, 4 << 20, 1000, 64, 10000, 1 << 20});
     REQUIRE(r.rejected);
     CHECK_THAT(r.rejected->message, Catch::Contains("nesting"));
   }

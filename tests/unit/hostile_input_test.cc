@@ -6,11 +6,14 @@
 
 #include <sstream>
 
+#include "tests/unit/defaults.h"
 #include "decode/cloudevent.h"
 #include "decode/event_decoder.h"
 #include "decode/event_json.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "ingest/ingest_metrics.h"
+#include "sinks/writer_metrics.h"
 #include "common/top_tenants.h"
 #include "config/config.h"
 
@@ -40,12 +43,12 @@ struct message {
   }
 };
 
-decode_outcome decode(message& m, decoder_limits limits = {}) {
+decode_outcome decode(message& m, decoder_limits limits = testing::default_decoder_limits()) {
   event_decoder d(limits);
   return d.decode(m.in.view());
 }
 
-std::string refused_code(message& m, decoder_limits limits = {}) {
+std::string refused_code(message& m, decoder_limits limits = testing::default_decoder_limits()) {
   auto out = decode(m, limits);
   return out.rejected ? std::string(trail::to_string(out.rejected->code)) : std::string("accepted");
 }
@@ -87,7 +90,7 @@ TEST_CASE("hostile: a JSON member name given twice is refused wherever it is", "
 }
 
 TEST_CASE("hostile: objects beyond validate.max_object_keys are refused with the limit named", "[hostile][decoder]") {
-  decoder_limits limits;
+  decoder_limits limits = testing::default_decoder_limits();
   limits.max_object_keys = 1000;
   message m(structured(payload("acme", R"(,"metadata":)" + wide_object(1001))));
   auto out = decode(m, limits);
@@ -189,7 +192,7 @@ TEST_CASE("hostile: sizes count headers as well as the body", "[hostile][size]")
 }
 
 TEST_CASE("hostile: an event whose committed copy cannot fit the broker is refused before it is stored", "[hostile][size]") {
-  decoder_limits limits;
+  decoder_limits limits = testing::default_decoder_limits();
   limits.max_message_bytes = 64 * 1024;  // the broker's max_payload
   // 63.5 KiB of text is under the 256 KiB event limit, but its committed copy
   // (envelope, normalized payload, headers) is over 64 KiB.
@@ -255,12 +258,14 @@ TEST_CASE("hostile: the top-N tenant counters stay bounded under a flood of tena
 }
 
 TEST_CASE("hostile: counters with a known label set exist at 0 before the first occurrence", "[hostile][metrics]") {
-  auto families = metrics::get().registry()->Collect();
+  dead_letter_metrics::get();
+  writer_metrics::get();
+  auto families = metrics::registry()->Collect();
   std::ostringstream os;
   prometheus::TextSerializer().Serialize(os, families);
   const std::string text = os.str();
-  for (const auto& reason : metrics::dead_letter_reasons())
+  for (const auto& reason : dead_letter_metrics::reasons())
     CHECK_THAT(text, Catch::Contains("trail_events_dead_lettered_total{reason=\"" + reason + "\"}"));
-  for (const auto& cls : metrics::db_error_classes())
+  for (const auto& cls : writer_metrics::db_error_classes())
     CHECK_THAT(text, Catch::Contains("trail_db_errors_total{class=\"" + cls + "\"}"));
 }

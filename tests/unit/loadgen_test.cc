@@ -3,6 +3,7 @@
 // the latency histogram's percentiles stay within their stated error.
 #include <catch2/catch.hpp>
 
+#include "tests/unit/defaults.h"
 #include "common/record.h"
 #include "decode/event_decoder.h"
 #include "common/time.h"
@@ -29,7 +30,7 @@ void decode(const outgoing& o, decoded& d) {
   d.in.headers = o.headers;
   d.in.stream_seq = 7;
   d.in.stream_time_us = trail::now_unix_us();
-  trail::event_decoder dec;
+  trail::event_decoder dec(trail::testing::default_decoder_limits());
   d.outcome = dec.decode(d.in.view());
 }
 

@@ -1,0 +1,94 @@
+#include "app/options.h"
+
+namespace trail {
+namespace {
+size_t size_of(int64_t v) { return static_cast<size_t>(v); }
+}  // namespace
+
+pg_timeouts pg_timeouts_of(const config& c) { return pg_timeouts{c.pg_connect_timeout_s, c.pg_statement_timeout_s}; }
+
+decoder_limits decoder_limits_of(const config& c, size_t max_message_bytes) {
+  decoder_limits d;
+  d.max_event_bytes = size_of(c.max_event_bytes);
+  d.max_batch_bytes = size_of(c.max_batch_bytes);
+  d.max_batch_events = size_of(c.max_batch_events);
+  d.max_depth = size_of(c.max_json_depth);
+  d.max_object_keys = size_of(c.max_object_keys);
+  d.max_message_bytes = max_message_bytes;
+  return d;
+}
+
+pipeline_options pipeline_options_of(const config& c, size_t max_message_bytes) {
+  pipeline_options o;
+  o.validators = size_of(c.validators);
+  o.txn_max_events = size_of(c.txn_max_events);
+  o.txn_max_bytes = size_of(c.txn_max_bytes);
+  o.decoding = decoder_limits_of(c, max_message_bytes);
+  o.max_deliver = static_cast<uint64_t>(c.max_deliver);
+  return o;
+}
+
+bool outbox_enabled(const config& c) { return c.committed_enabled && !c.committed_stream.empty(); }
+
+writer_pool_options writer_pool_options_of(const config& c) {
+  writer_pool_options o;
+  o.dsn = c.pg_dsn;
+  o.timeouts = pg_timeouts_of(c);
+  o.writers = size_of(c.writers);
+  o.known_tenants_max = size_of(c.known_tenants_max);
+  o.outbox = outbox_enabled(c);
+  return o;
+}
+
+source_options source_options_of(const config& c) {
+  source_options o;
+  o.url = c.nats_url;
+  o.url_in_logs = mask_secret(c.nats_url);
+  o.stream = c.stream;
+  o.stream_max_age_s = c.stream_max_age_s;
+  o.stream_max_bytes = c.stream_max_bytes;
+  o.duplicate_window_s = c.duplicate_window_s;
+  o.stream_replicas = c.stream_replicas;
+  o.consumer = c.consumer;
+  o.ack_wait_s = c.ack_wait_s;
+  o.max_ack_pending = c.max_ack_pending;
+  o.fetch_batch = c.fetch_batch;
+  o.fetch_expires_ms = c.fetch_expires_ms;
+  o.fetch_wait_ms = c.fetch_wait_ms;
+  o.dlq_subject = c.dlq_subject;
+  o.dlq_stream = c.dlq_stream;
+  o.dlq_max_age_s = c.dlq_max_age_s;
+  o.committed_enabled = c.committed_enabled;
+  o.committed_prefix = c.committed_prefix;
+  o.committed_stream = c.committed_stream;
+  o.committed_max_age_s = c.committed_max_age_s;
+  o.committed_max_bytes = c.committed_max_bytes;
+  o.publish_max_pending = c.publish_max_pending;
+  o.inflight_max_events = c.inflight_max_events;
+  o.inflight_max_bytes = c.inflight_max_bytes;
+  return o;
+}
+
+finalizer_options finalizer_options_of(const config& c) {
+  finalizer_options o;
+  o.committed_enabled = c.committed_enabled;
+  o.committed_prefix = c.committed_prefix;
+  o.committed_stream = !c.committed_stream.empty();
+  o.publish_ack_timeout_ms = c.publish_ack_timeout_ms;
+  o.republish_retry_max = c.republish_retry_max;
+  return o;
+}
+
+outbox_options outbox_options_of(const config& c) {
+  outbox_options o;
+  o.pg_dsn = c.pg_dsn;
+  o.timeouts = pg_timeouts_of(c);
+  o.committed_prefix = c.committed_prefix;
+  o.publish_ack_timeout_ms = c.publish_ack_timeout_ms;
+  o.reconcile_after_s = c.outbox_reconcile_after_s;
+  return o;
+}
+
+dead_letter_options dead_letter_options_of(const config& c) { return dead_letter_options{c.stream, c.dlq_subject}; }
+
+}  // namespace trail

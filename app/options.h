@@ -1,0 +1,32 @@
+#pragma once
+// The wiring layer's one job besides main(): each component takes only its
+// own options struct (declared in its header), and these functions fill them
+// from the configuration, whose knobs and defaults are declared once, in
+// config/config.cc. Components therefore never see config/.
+
+#include <cstddef>
+
+#include "actors/pipeline.h"
+#include "config/config.h"
+#include "ingest/dead_letter.h"
+#include "ingest/finalizer.h"
+#include "ingest/jetstream.h"
+#include "ingest/outbox.h"
+#include "sinks/postgres_writer.h"
+
+namespace trail {
+
+pg_timeouts pg_timeouts_of(const config& c);
+// `max_message_bytes`: the broker's max_payload (every committed copy must fit).
+decoder_limits decoder_limits_of(const config& c, size_t max_message_bytes);
+pipeline_options pipeline_options_of(const config& c, size_t max_message_bytes);
+writer_pool_options writer_pool_options_of(const config& c);
+source_options source_options_of(const config& c);
+finalizer_options finalizer_options_of(const config& c);
+outbox_options outbox_options_of(const config& c);
+dead_letter_options dead_letter_options_of(const config& c);
+// Whether committed events go through the outbox: a committed stream to
+// republish into (core publishes have no confirmation to wait for).
+bool outbox_enabled(const config& c);
+
+}  // namespace trail
