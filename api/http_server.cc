@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "api/query_routes.h"
 #include "common/log.h"
 
 namespace trail {
@@ -48,12 +49,19 @@ void http_listener::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-http_server::http_server(health& h) : health_(h) {}
+http_server::http_server(health& h, query_routes* routes) : health_(h), routes_(routes) {}
 
 http_server::~http_server() { stop(); }
 
 bool http_server::start(const std::string& addr) {
   auto& server = listener_.server();
+  if (routes_) routes_->install(server);
+  // Unknown routes and methods answer JSON too.
+  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    const char* code = res.status == 404 ? "not_found" : res.status == 405 ? "method_not_allowed" : "error";
+    res.set_content(std::string("{\"code\":\"") + code + "\",\"message\":\"no such route\"}", "application/json");
+  });
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });

@@ -10,6 +10,10 @@
 
 #include "common/metrics.h"
 
+namespace trail {
+class query_routes;
+}
+
 namespace httplib {
 class Server;
 }
@@ -36,7 +40,8 @@ class http_listener {
 
 class http_server {
  public:
-  explicit http_server(health& h);
+  // `routes`: the query API (/v1/…), when traild serves it.
+  explicit http_server(health& h, query_routes* routes = nullptr);
   ~http_server();
   // Starts listening on "host:port" on a thread of its own; false if the
   // address cannot be bound.
@@ -48,6 +53,7 @@ class http_server {
 
  private:
   health& health_;
+  query_routes* routes_;
   http_listener listener_;
   std::atomic<bool> draining_{false};
 };

@@ -1,5 +1,8 @@
 #include "app/options.h"
 
+#include <fstream>
+#include <sstream>
+
 namespace trail {
 namespace {
 size_t size_of(int64_t v) { return static_cast<size_t>(v); }
@@ -25,6 +28,41 @@ pipeline_options pipeline_options_of(const config& c, size_t max_message_bytes) 
   o.txn_max_bytes = size_of(c.txn_max_bytes);
   o.decoding = decoder_limits_of(c, max_message_bytes);
   o.max_deliver = static_cast<uint64_t>(c.max_deliver);
+  return o;
+}
+
+namespace {
+bool read_file(const std::string& path, std::string& out) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return false;
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  out = ss.str();
+  return static_cast<bool>(f) || f.eof();
+}
+}  // namespace
+
+bool auth_options_of(const config& c, auth_options& out, std::string* error) {
+  out = auth_options{};
+  out.hs256_secret = c.api_jwt_hs256_secret;
+  out.leeway_s = c.api_jwt_leeway_s;
+  if (!c.api_jwt_rs256_public_key_file.empty() && !read_file(c.api_jwt_rs256_public_key_file, out.rs256_public_key_pem))
+    return *error = "api.jwt_rs256_public_key_file: cannot read " + c.api_jwt_rs256_public_key_file, false;
+  if (!c.api_jwt_es256_public_key_file.empty() && !read_file(c.api_jwt_es256_public_key_file, out.es256_public_key_pem))
+    return *error = "api.jwt_es256_public_key_file: cannot read " + c.api_jwt_es256_public_key_file, false;
+  if (!c.api_keys_file.empty()) {
+    std::string text, why;
+    if (!read_file(c.api_keys_file, text)) return *error = "api.keys_file: cannot read " + c.api_keys_file, false;
+    if (!parse_api_keys(text, out.api_keys, &why)) return *error = "api.keys_file " + c.api_keys_file + ": " + why, false;
+  }
+  return true;
+}
+
+reader_options reader_options_of(const config& c) {
+  reader_options o;
+  o.dsn = c.api_pg_dsn;
+  o.timeouts = pg_timeouts_of(c);
+  o.connections = size_of(c.api_pg_connections);
   return o;
 }
 

@@ -7,6 +7,8 @@
 #include <cstddef>
 
 #include "actors/pipeline.h"
+#include "api/auth.h"
+#include "api/ledger_reader.h"
 #include "config/config.h"
 #include "ingest/dead_letter.h"
 #include "ingest/finalizer.h"
@@ -25,6 +27,10 @@ source_options source_options_of(const config& c);
 finalizer_options finalizer_options_of(const config& c);
 outbox_options outbox_options_of(const config& c);
 dead_letter_options dead_letter_options_of(const config& c);
+// The read side's credentials: reads the key files the configuration names.
+// False with `error` naming the setting when one cannot be read or parsed.
+bool auth_options_of(const config& c, auth_options& out, std::string* error);
+reader_options reader_options_of(const config& c);
 // Whether committed events go through the outbox: a committed stream to
 // republish into (core publishes have no confirmation to wait for).
 bool outbox_enabled(const config& c);

@@ -4,11 +4,14 @@
 //   traild [--config FILE] migrate    apply the schema migrations
 //   traild config defaults            print every setting at its default (config/trail.toml)
 //   traild [--config FILE] config show   print the effective settings, secrets masked
+//   traild [--config FILE] dev-token --tenant T [--scopes …] [--subject S] [--ttl 1h]
+//                                     print an HS256 bearer token signed with api.jwt_hs256_secret
 //
 // Threads of `run`: main (start-up, then shutdown), a signal waiter, the fetch
 // thread, CAF's scheduler (validators, lane batchers), one thread per
 // PostgreSQL writer, the commit finalizer, the dead-letter publisher, the
-// partition keeper, and the HTTP servers' pools (health, metrics).
+// partition keeper, and the HTTP servers' pools (the query API and health;
+// metrics).
 
 #include <CLI/CLI.hpp>
 #include <signal.h>
@@ -28,6 +31,8 @@
 #include "sinks/writer_metrics.h"
 #include "actors/pipeline.h"
 #include "api/http_server.h"
+#include "api/query_routes.h"
+#include "common/time.h"
 #include "api/metrics_server.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -86,7 +91,22 @@ int run(const config& cfg) {
   dead_letter_metrics::get();
   metrics_server metrics_http(metrics::registry());
   if (!metrics_http.start(cfg.metrics_addr)) return 1;
-  http_server http(h);
+  // The read side: credentials first (a key file that cannot be read stops
+  // the start), its PostgreSQL role checked once the database answers.
+  auth_options auth_opt;
+  std::string auth_error;
+  if (!auth_options_of(cfg, auth_opt, &auth_error)) {
+    log::error("api", "cannot load the query API's credentials", {{"error", auth_error}});
+    return 2;
+  }
+  const authenticator auth(std::move(auth_opt));
+  if (!auth.configured())
+    log::warn("api", "no credentials configured (api.jwt_*, api.keys_file): every /v1 request is refused with 401");
+  std::unique_ptr<ledger_reader> reader;
+  if (!cfg.api_pg_dsn.empty()) reader = std::make_unique<ledger_reader>(reader_options_of(cfg));
+  else log::warn("api", "api.pg_dsn is empty: the query API answers 503");
+  query_routes routes(auth, reader.get());
+  http_server http(h, &routes);
   if (!http.start(cfg.http_addr)) return 1;
 
   // The schema must be migrated (`traild migrate`) before traild consumes.
@@ -116,6 +136,18 @@ int run(const config& cfg) {
     log::error("traild", "cannot read the installation key (audit.installation)", {{"error", key_error}});
     return 1;
   }
+  if (auto problem = ingest_role_problem(cfg.pg_dsn)) {
+    log::error("traild", "pg.dsn cannot write the ledger", {{"error", *problem}});
+    return 2;
+  }
+  if (reader) {
+    std::string role_error;
+    if (!reader->check_role(&role_error)) {
+      log::error("api", "refusing to serve queries through api.pg_dsn", {{"error", role_error}});
+      return 2;
+    }
+  }
+  routes.set_token_secret(*key);
 
   jetstream_source source(source_options_of(cfg), h);
   if (!source.connect(g_stop)) return g_stop ? 0 : 1;
@@ -226,6 +258,12 @@ int main(int argc, char** argv) {
   auto* config_cmd = app.add_subcommand("config", "print configuration");
   auto* defaults_cmd = config_cmd->add_subcommand("defaults", "every setting at its default, as TOML");
   auto* show_cmd = config_cmd->add_subcommand("show", "the effective settings, secrets masked");
+  auto* token_cmd = app.add_subcommand("dev-token", "print an HS256 bearer token signed with api.jwt_hs256_secret");
+  std::string token_tenant, token_scopes = "audit:read", token_subject = "dev", token_ttl = "1h";
+  token_cmd->add_option("--tenant", token_tenant, "tenant id, a comma-separated list, or * (all tenants)")->required();
+  token_cmd->add_option("--scopes", token_scopes, "comma-separated: audit:read, audit:write, audit:export, audit:admin");
+  token_cmd->add_option("--subject", token_subject, "the token's sub (the actor of meta-audit events)");
+  token_cmd->add_option("--ttl", token_ttl, "lifetime: 90s, 15m, 1h, 7d");
   config_cmd->require_subcommand(1);
   app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
@@ -253,6 +291,46 @@ int main(int argc, char** argv) {
 
   if (show_cmd->parsed()) {
     for (auto& [k, v] : describe(cfg)) std::cout << k << " = " << v << "\n";
+    return 0;
+  }
+  if (token_cmd->parsed()) {
+    if (cfg.api_jwt_hs256_secret.empty()) {
+      std::fprintf(stderr, "traild: api.jwt_hs256_secret is not set; dev-token signs with it\n");
+      return 2;
+    }
+    std::vector<std::string> tenants;
+    for (size_t s = 0; s <= token_tenant.size();) {
+      size_t e = token_tenant.find(',', s);
+      if (e == std::string::npos) e = token_tenant.size();
+      if (e > s) tenants.push_back(token_tenant.substr(s, e - s));
+      s = e + 1;
+    }
+    unsigned scopes = 0;
+    for (size_t s = 0; s <= token_scopes.size();) {
+      size_t e = token_scopes.find(',', s);
+      if (e == std::string::npos) e = token_scopes.size();
+      const std::string one = token_scopes.substr(s, e - s);
+      if (!scope_of(one)) {
+        std::fprintf(stderr, "traild: unknown scope '%s'\n", one.c_str());
+        return 2;
+      }
+      scopes |= scope_of(one);
+      s = e + 1;
+    }
+    int64_t ttl_s = 0;
+    const char unit = token_ttl.empty() ? 0 : token_ttl.back();
+    try {
+      ttl_s = std::stoll(token_ttl.substr(0, token_ttl.size() - 1)) *
+              (unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : unit == 'd' ? 86400 : 0);
+    } catch (...) {
+      ttl_s = 0;
+    }
+    if (ttl_s <= 0 || tenants.empty()) {
+      std::fprintf(stderr, "traild: --ttl is a duration such as 15m, 1h or 7d, --tenant is not empty\n");
+      return 2;
+    }
+    std::cout << issue_hs256_token(cfg.api_jwt_hs256_secret, token_subject, tenants, scopes, now_unix_us() / 1000000, ttl_s)
+              << "\n";
     return 0;
   }
   if (migrate_cmd->parsed()) {

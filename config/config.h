@@ -59,6 +59,14 @@ struct config {
   // [limits]
   int64_t inflight_max_events;
   int64_t inflight_max_bytes;
+  // [api] the read side
+  std::string api_pg_dsn;
+  int64_t api_pg_connections;
+  std::string api_jwt_hs256_secret;
+  std::string api_jwt_rs256_public_key_file;
+  std::string api_jwt_es256_public_key_file;
+  int64_t api_jwt_leeway_s;
+  std::string api_keys_file;
   // [http] [metrics] [log] [shutdown]
   std::string http_addr;
   std::string metrics_addr;

@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libcaf-dev libnats-dev libpq-dev libconcurrentqueue-dev rapidjson-dev
-  prometheus-cpp-dev catch2 libcpp-httplib-dev libtomlplusplus-dev libcli11-dev libssl-dev libjemalloc-dev
+  prometheus-cpp-dev catch2 libcpp-httplib-dev libtomlplusplus-dev libcli11-dev libssl-dev libjemalloc-dev libjwt-dev
   nats-server postgresql-15 prometheus curl python3 procps
 )
 

@@ -9,7 +9,13 @@ set -a
 . .dev/env
 set +a
 export TRAIL_LOG_FORMAT=${TRAIL_LOG_FORMAT:-text}
+# The read side: queries as the trail_reader role (row-level security), bearer
+# tokens signed with a dev secret kept in .dev/ (made once, never committed).
+[ -s .dev/api-secret ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >.dev/api-secret
+export TRAIL_API_PG_DSN=${TRAIL_API_PG_DSN:-${TRAIL_PG_DSN/postgres@/trail_reader@}}
+export TRAIL_API_JWT_HS256_SECRET=${TRAIL_API_JWT_HS256_SECRET:-$(cat .dev/api-secret)}
 build/bin/traild --config config/trail.toml migrate
+TOKEN=$(build/bin/traild --config config/trail.toml dev-token --tenant acme --scopes audit:read,audit:export --subject dev --ttl 12h)
 cat <<MSG
 
   Trail is starting: NATS $TRAIL_NATS_URL, PostgreSQL $TRAIL_PG_DSN
@@ -19,11 +25,15 @@ cat <<MSG
 
     build/bin/trail-send '{"tenant_id":"acme","action":"user.role.updated","actor":{"type":"user","id":"u-1"},"primary_resource":{"type":"user","id":"u-2"},"changes":{"old_value":{"role":"viewer"},"new_value":{"role":"admin"}}}'
 
-  and see it stored:
+  and read it back (a dev token for tenant acme, valid 12 h; make another with
+  build/bin/traild dev-token --tenant acme --scopes audit:read):
 
-    psql "$TRAIL_PG_DSN" -c 'SELECT tenant_id, sequence, action, changes FROM audit.events'
+    TOKEN=$TOKEN
+    curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/v1/tenants/acme/events
 
   Ctrl-C stops traild; \`make stop\` stops NATS and PostgreSQL (.dev/ keeps their data).
 
 MSG
+# Migrations ran as the owner (postgres); the service writes as trail_ingest.
+export TRAIL_PG_DSN=${TRAIL_PG_DSN/postgres@/trail_ingest@}
 exec build/bin/traild --config config/trail.toml run

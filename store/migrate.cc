@@ -109,6 +109,28 @@ std::optional<std::string> installation_key(const std::string& dsn, std::string*
   return key;
 }
 
+std::optional<std::string> ingest_role_problem(const std::string& dsn) {
+  pg_session s(dsn, pg_timeouts{10, 30}, "traild");
+  std::string error;
+  if (!s.connect(&error)) return "cannot connect: " + error;
+  PGresult* res = nullptr;
+  // COPY FROM refuses a table whose row-level security applies to the role.
+  db_result r = s.exec(
+      "SELECT current_user, row_security_active('audit.events'::regclass) OR row_security_active('audit.event_ids'::regclass)",
+      0, nullptr, &res);
+  if (!r.ok() || PQntuples(res) != 1) {
+    if (res) PQclear(res);
+    return "cannot check the role: " + r.message;
+  }
+  const std::string role = PQgetvalue(res, 0, 0);
+  const bool limited = std::string(PQgetvalue(res, 0, 1)) == "t";
+  PQclear(res);
+  if (!limited) return std::nullopt;
+  return "row-level security applies to the role '" + role +
+         "', so COPY into audit.events is refused; give it BYPASSRLS (as a superuser: ALTER ROLE " + role +
+         " BYPASSRLS) or connect pg.dsn as trail_ingest";
+}
+
 bool ensure_partitions(const std::string& dsn, int behind_days, int ahead_days, std::string* error) {
   pg_session s(dsn, pg_timeouts{10, 60}, "traild-partitions");
   if (!s.connect(error)) return false;

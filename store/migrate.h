@@ -30,6 +30,9 @@ int schema_version(const std::string& dsn, std::string* error = nullptr);
 // Creates the daily partitions from today - behind to today + ahead.
 // The installation's secret (audit.installation), or nullopt if unreadable.
 std::optional<std::string> installation_key(const std::string& dsn, std::string* error = nullptr);
+// Why the role of `dsn` cannot write the ledger (row-level security applies
+// to it, so COPY would be refused), or nullopt when it can.
+std::optional<std::string> ingest_role_problem(const std::string& dsn);
 bool ensure_partitions(const std::string& dsn, int behind_days, int ahead_days, std::string* error = nullptr);
 
 }  // namespace trail

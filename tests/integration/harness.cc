@@ -239,11 +239,19 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
+std::string as_role(const std::string& dsn, const std::string& role) {
+  static const std::string kAdmin = "postgresql://postgres@";
+  if (dsn.rfind(kAdmin, 0) != 0) return dsn;
+  return "postgresql://" + role + "@" + dsn.substr(kAdmin.size());
+}
+
 traild_process::traild_process(const std::string& pg_dsn, std::map<std::string, std::string> extra_env)
     : env_(std::move(extra_env)) {
   http_port_ = free_port();
   env_.emplace("TRAIL_NATS_URL", stack().nats_url);
-  env_.emplace("TRAIL_PG_DSN", pg_dsn);
+  // traild writes as the role production gives it (migration 0005): every
+  // test then proves that its grants are enough, and no more is used.
+  env_.emplace("TRAIL_PG_DSN", as_role(pg_dsn, "trail_ingest"));
   env_.emplace("TRAIL_HTTP_ADDR", "127.0.0.1:" + std::to_string(http_port_));
   metrics_port_ = free_port();
   env_.emplace("TRAIL_METRICS_ADDR", "127.0.0.1:" + std::to_string(metrics_port_));

@@ -70,7 +70,11 @@ class broker {
   jsCtx* js_ = nullptr;
 };
 
-// traild as a child process, configured through TRAIL_* variables.
+// `dsn` (a postgresql://postgres@… URL of the test stack) as another role.
+std::string as_role(const std::string& dsn, const std::string& role);
+
+// traild as a child process, configured through TRAIL_* variables. It
+// connects to PostgreSQL as trail_ingest, as a deployment does.
 class traild_process {
  public:
   traild_process(const std::string& pg_dsn, std::map<std::string, std::string> extra_env = {});

@@ -1,0 +1,145 @@
+#include "api/ledger_reader.h"
+
+#include "decode/event_json.h"
+#include "sinks/event_reader.h"
+#include "common/time.h"
+
+namespace trail {
+namespace {
+
+struct result_ptr {
+  PGresult* r = nullptr;
+  ~result_ptr() { PQclear(r); }
+};
+
+// Tenant ids are [A-Za-z0-9_:-] (checked by the routes before any statement):
+// safe inside a quoted literal, which lets BEGIN and SET LOCAL go in one
+// round trip.
+bool plain_tenant(const std::string& t) {
+  if (t.empty() || t.size() > 128) return false;
+  for (char c : t)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == ':' || c == '-'))
+      return false;
+  return true;
+}
+
+void render_row(const PGresult* res, int row, std::string& out, std::string* error, bool* ok) {
+  stored_event ev;
+  if (!read_stored_event(res, row, ev, error)) {
+    *ok = false;
+    return;
+  }
+  render_committed_event(ev.event, padded_sequence(ev.sequence), format_rfc3339_us(ev.recorded_at_us), out);
+}
+
+}  // namespace
+
+ledger_reader::ledger_reader(reader_options opt) : opt_(std::move(opt)) {
+  for (size_t i = 0; i < opt_.connections; ++i)
+    idle_.push_back(std::make_unique<pg_session>(opt_.dsn, opt_.timeouts, "traild-api-" + std::to_string(i)));
+}
+
+ledger_reader::~ledger_reader() = default;
+
+std::unique_ptr<pg_session> ledger_reader::take(std::chrono::milliseconds wait) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_for(lock, wait, [this] { return !idle_.empty(); })) return nullptr;
+  auto s = std::move(idle_.back());
+  idle_.pop_back();
+  return s;
+}
+
+void ledger_reader::give_back(std::unique_ptr<pg_session> s) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.push_back(std::move(s));
+  }
+  cv_.notify_one();
+}
+
+bool ledger_reader::check_role(std::string* error) {
+  auto s = take(std::chrono::seconds(5));
+  if (!s) return *error = "no reader connection free", false;
+  struct back {
+    ledger_reader* self;
+    std::unique_ptr<pg_session>& s;
+    ~back() { self->give_back(std::move(s)); }
+  } guard{this, s};
+  if (!s->connect(error)) return false;
+  result_ptr res;
+  const db_result r = s->exec(
+      "SELECT r.rolname, r.rolsuper OR r.rolbypassrls OR pg_has_role(r.oid, c.relowner, 'USAGE') "
+      "FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.oid = 'audit.events'::regclass",
+      0, nullptr, &res.r);
+  if (!r.ok() || !res.r || PQntuples(res.r) != 1) return *error = "cannot read the reader role's attributes: " + r.message, false;
+  if (std::string(PQgetvalue(res.r, 0, 1)) == "t") {
+    *error = std::string("the role '") + PQgetvalue(res.r, 0, 0) +
+             "' bypasses row-level security (superuser, BYPASSRLS or owner of audit.events); connect the API as trail_reader";
+    return false;
+  }
+  return true;
+}
+
+read_status ledger_reader::run(pg_session& s, const std::string& tenant, const sql_statement& st, PGresult** keep,
+                               std::string* error) {
+  if (!plain_tenant(tenant)) return *error = "tenant id", read_status::invalid;
+  if (!s.connect(error)) return read_status::unavailable;
+  const std::string begin = "BEGIN READ ONLY; SET LOCAL trail.tenant = '" + tenant + "'";
+  db_result r = s.exec(begin.c_str());
+  if (!r.ok()) {
+    *error = r.message;
+    s.exec("ROLLBACK");
+    return read_status::unavailable;
+  }
+  std::vector<const char*> params;
+  for (const auto& p : st.params) params.push_back(p.c_str());
+  r = s.exec(st.text.c_str(), static_cast<int>(params.size()), params.data(), keep);
+  s.exec("ROLLBACK");  // read only: nothing to commit
+  if (!r.ok()) {
+    *error = r.message;
+    return r.kind == result_kind::bad_data ? read_status::invalid : read_status::unavailable;
+  }
+  return read_status::ok;
+}
+
+read_status ledger_reader::list(const event_query& q, page_of_events& out, std::string* error) {
+  auto s = take(std::chrono::seconds(5));
+  if (!s) return *error = "every reader connection is busy", read_status::unavailable;
+  result_ptr res;
+  const read_status st = run(*s, q.tenant, listing_sql(q, kStoredEventColumns), &res.r, error);
+  give_back(std::move(s));
+  if (st != read_status::ok) return st;
+  const int rows = PQntuples(res.r);
+  const int shown = std::min<int>(rows, static_cast<int>(q.page_size));
+  bool ok = true;
+  for (int i = 0; i < shown && ok; ++i) {
+    if (i) out.events_json.push_back(',');
+    render_row(res.r, i, out.events_json, error, &ok);
+  }
+  if (!ok) return read_status::unavailable;
+  out.count = static_cast<size_t>(shown);
+  if (rows > shown && shown > 0) {
+    // Columns 0 and 2 of kStoredEventColumns: sequence and occurred_at in µs.
+    page_position p;
+    p.order = q.by_sequence ? 'a' : 'd';
+    p.sequence = std::stoll(PQgetvalue(res.r, shown - 1, 0));
+    p.occurred_at_us = std::stoll(PQgetvalue(res.r, shown - 1, 2));
+    out.last = p;
+  }
+  return read_status::ok;
+}
+
+read_status ledger_reader::get(const std::string& tenant, int64_t sequence, std::string& json, std::string* error) {
+  auto s = take(std::chrono::seconds(5));
+  if (!s) return *error = "every reader connection is busy", read_status::unavailable;
+  result_ptr res;
+  const read_status st = run(*s, tenant, single_event_sql(tenant, sequence, kStoredEventColumns), &res.r, error);
+  give_back(std::move(s));
+  if (st != read_status::ok) return st;
+  if (PQntuples(res.r) == 0) return read_status::not_found;
+  bool ok = true;
+  render_row(res.r, 0, json, error, &ok);
+  return ok ? read_status::ok : read_status::unavailable;
+}
+
+}  // namespace trail

@@ -1,0 +1,64 @@
+#pragma once
+// The read side's way into PostgreSQL: a small pool of sessions as the
+// `trail_reader` role (api.pg_dsn), each statement in a READ ONLY
+// transaction that first sets `trail.tenant`, so row-level security (store/
+// migrations/0005) confines it to the requested tenant even if a statement
+// forgot its tenant predicate. Used by the HTTP worker threads; a session is
+// held for one request's statements and returned.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "api/event_query.h"
+#include "sinks/pg_session.h"
+
+namespace trail {
+
+struct reader_options {
+  std::string dsn;
+  pg_timeouts timeouts;
+  size_t connections = 4;
+};
+
+enum class read_status { ok, not_found, unavailable, invalid };
+
+struct page_of_events {
+  std::string events_json;  // the array's elements, comma-separated committed CloudEvents
+  size_t count = 0;
+  std::optional<page_position> last;  // position of the last row, when a next page exists
+};
+
+class ledger_reader {
+ public:
+  explicit ledger_reader(reader_options opt);
+  ~ledger_reader();
+
+  // Checks that the role cannot bypass row-level security (not a superuser,
+  // not BYPASSRLS, not the owner of audit.events). False with `error` when it
+  // can, or when PostgreSQL cannot be reached.
+  bool check_role(std::string* error);
+
+  read_status list(const event_query& q, page_of_events& out, std::string* error);
+  // One event as its committed CloudEvent.
+  read_status get(const std::string& tenant, int64_t sequence, std::string& json, std::string* error);
+
+ private:
+  struct lease;
+  std::unique_ptr<pg_session> take(std::chrono::milliseconds wait);
+  void give_back(std::unique_ptr<pg_session> s);
+  // Runs `statement` in a READ ONLY transaction confined to `tenant`; `keep` gets the rows.
+  read_status run(pg_session& s, const std::string& tenant, const sql_statement& statement, PGresult** keep,
+                  std::string* error);
+
+  const reader_options opt_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<pg_session>> idle_;
+};
+
+}  // namespace trail

@@ -1,0 +1,169 @@
+#include "api/query_routes.h"
+
+#include <httplib.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <charconv>
+#include <chrono>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "common/uuid.h"
+
+namespace trail {
+namespace {
+
+using httplib::Request;
+using httplib::Response;
+
+void send_error(Response& res, int status, const char* code, const std::string& message) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("code");
+  w.String(code);
+  w.Key("message");
+  w.String(message.c_str(), static_cast<rapidjson::SizeType>(message.size()));
+  w.EndObject();
+  res.status = status;
+  res.set_content(sb.GetString(), sb.GetSize(), "application/json");
+}
+
+struct request_context {
+  std::string id;
+  principal who;
+};
+
+}  // namespace
+
+bool valid_tenant_id(const std::string& t) {
+  if (t.empty() || t.size() > 128) return false;
+  for (char c : t)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == ':' || c == '-'))
+      return false;
+  return true;
+}
+
+query_routes::query_routes(const authenticator& auth, ledger_reader* reader, std::function<int64_t()> clock_s)
+    : auth_(auth), reader_(reader), clock_s_(std::move(clock_s)) {
+  if (!clock_s_) clock_s_ = [] { return now_unix_us() / 1000000; };
+}
+
+void query_routes::set_token_secret(const std::string& secret) {
+  auto codec = std::make_shared<const page_token_codec>(secret);
+  std::lock_guard<std::mutex> lock(tokens_mu_);
+  tokens_ = std::move(codec);
+}
+
+std::shared_ptr<const page_token_codec> query_routes::tokens() const {
+  std::lock_guard<std::mutex> lock(tokens_mu_);
+  return tokens_;
+}
+
+void query_routes::install(httplib::Server& server) {
+  // Authenticates and authorizes one request for `tenant` with `needed`
+  // scopes; on refusal, answers and returns false.
+  auto admit = [this](const Request& req, Response& res, const std::string& tenant, unsigned needed,
+                      request_context& ctx) -> bool {
+    ctx.id = uuid_v7_random();
+    res.set_header("X-Request-Id", ctx.id);
+    auth_failure why;
+    auto who = auth_.authenticate(req.get_header_value("Authorization"), clock_s_(), &why);
+    if (!who) {
+      log::limited(log::level::info, "api", "request refused: not authenticated",
+                   {{"request_id", ctx.id}, {"path", req.path}, {"reason", why.message}});
+      res.set_header("WWW-Authenticate", "Bearer");
+      send_error(res, 401, "unauthenticated", "a valid bearer token is required");
+      return false;
+    }
+    ctx.who = std::move(*who);
+    if (!valid_tenant_id(tenant)) {
+      send_error(res, 400, "invalid_tenant", "a tenant id is 1-128 characters of [A-Za-z0-9_:-]");
+      return false;
+    }
+    if (!ctx.who.may_access(tenant) || (ctx.who.scopes & needed) != needed) {
+      // Says nothing about whether the tenant or the event exists.
+      log::limited(log::level::info, "api", "request refused: forbidden",
+                   {{"request_id", ctx.id}, {"path", req.path}, {"subject", ctx.who.subject}, {"needed", scope_names(needed)}});
+      send_error(res, 403, "forbidden", "this token may not " + scope_names(needed) + " this tenant");
+      return false;
+    }
+    if (!reader_) {
+      send_error(res, 503, "read_side_unavailable", "the query API is not configured on this traild (api.pg_dsn)");
+      return false;
+    }
+    return true;
+  };
+  auto unavailable = [](Response& res, const request_context& ctx, const std::string& error) {
+    log::limited(log::level::warn, "api", "query failed", {{"request_id", ctx.id}, {"error", error}});
+    send_error(res, 503, "unavailable", "the ledger cannot be read right now; retry later");
+  };
+
+  server.Get(R"(/v1/tenants/([^/]+)/events)", [=, this](const Request& req, Response& res) {
+    request_context ctx;
+    const std::string tenant = req.matches[1];
+    if (!admit(req, res, tenant, scope_read, ctx)) return;
+    event_query q;
+    if (auto err = parse_event_query(req.params, tenant, now_unix_us(), q)) {
+      send_error(res, 400, err->code.c_str(), err->message);
+      return;
+    }
+    const auto codec = tokens();
+    if (!codec) {
+      send_error(res, 503, "starting", "traild is starting; retry in a moment");
+      return;
+    }
+    const std::string fingerprint = filter_fingerprint(q);
+    if (!q.page_token.empty()) {
+      q.after = codec->decode(q.page_token, fingerprint);
+      if (!q.after || (q.after->order == 'a') != q.by_sequence) {
+        send_error(res, 400, "invalid_page_token", "the page token is malformed, forged, or was issued for other filters");
+        return;
+      }
+    }
+    page_of_events page;
+    std::string error;
+    switch (reader_->list(q, page, &error)) {
+      case read_status::ok: break;
+      case read_status::invalid: send_error(res, 400, "invalid_parameter", error); return;
+      default: unavailable(res, ctx, error); return;
+    }
+    std::string body;
+    body.reserve(page.events_json.size() + 128);
+    body += "{\"events\":[";
+    body += page.events_json;
+    body += "],\"next_page_token\":";
+    if (page.last) body += "\"" + codec->encode(*page.last, fingerprint) + "\"";
+    else body += "null";
+    body += "}";
+    res.status = 200;
+    res.set_content(body, "application/json");
+  });
+
+  server.Get(R"(/v1/tenants/([^/]+)/events/([^/]+))", [=, this](const Request& req, Response& res) {
+    request_context ctx;
+    const std::string tenant = req.matches[1];
+    if (!admit(req, res, tenant, scope_read, ctx)) return;
+    if (!req.params.empty()) {
+      send_error(res, 400, "unknown_parameter", "this route takes no query parameters");
+      return;
+    }
+    int64_t sequence = 0;
+    const std::string text = req.matches[2];
+    const auto r = std::from_chars(text.data(), text.data() + text.size(), sequence);
+    if (r.ec != std::errc() || r.ptr != text.data() + text.size() || sequence < 1) {
+      send_error(res, 400, "invalid_sequence", "an event is named by its sequence, an integer from 1");
+      return;
+    }
+    std::string json, error;
+    switch (reader_->get(tenant, sequence, json, &error)) {
+      case read_status::ok: res.status = 200; res.set_content(json, "application/json"); return;
+      case read_status::not_found: send_error(res, 404, "not_found", "no event " + text + " in tenant " + tenant); return;
+      case read_status::invalid: send_error(res, 400, "invalid_parameter", error); return;
+      default: unavailable(res, ctx, error); return;
+    }
+  });
+}
+
+}  // namespace trail

@@ -1,0 +1,284 @@
+// The read side on a live stack: traild serving /v1 as the trail_reader role,
+// events published through the broker, requests through a real HTTP client;
+// and the roles and row-level security proven with their own connections.
+#include <catch2/catch.hpp>
+#include <httplib.h>
+#include <rapidjson/document.h>
+
+#include <map>
+#include <set>
+
+#include "api/auth.h"
+#include "tests/integration/harness.h"
+
+using namespace trail::test;
+
+namespace {
+
+const std::string kSecret = "it-secret-0123456789abcdef";
+
+std::string token(const std::vector<std::string>& tenants, unsigned scopes, int64_t ttl_s = 600) {
+  return trail::issue_hs256_token(kSecret, "it-user", tenants, scopes, time(nullptr), ttl_s);
+}
+
+struct reply {
+  int status = 0;
+  std::string body;
+  std::string request_id;
+  rapidjson::Document json;
+};
+
+reply get(int port, const std::string& path, const std::string& bearer) {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(10, 0);
+  httplib::Headers h;
+  if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
+  auto res = cli.Get(path.c_str(), h);
+  reply r;
+  REQUIRE(res);
+  r.status = res->status;
+  r.body = res->body;
+  r.request_id = res->get_header_value("X-Request-Id");
+  r.json.Parse(r.body.c_str());
+  return r;
+}
+
+// Event n of `tenant`: actor alternates between two users, occurred_at one
+// second apart (n = 0 oldest), a few with the same time to exercise ties.
+std::string event_body(const std::string& tenant, int n) {
+  const int second = n - n % 3;  // groups of three share their time
+  char when[40];
+  std::snprintf(when, sizeof when, "2026-11-20T10:%02d:%02d.000001Z", second / 60, second % 60);
+  const std::string actor = n % 2 ? "bob" : "alice";
+  return R"({"specversion":"1.0","id":"q-)" + tenant + "-" + std::to_string(n) +
+         R"(","source":"//it/query","type":"com.example.audit","time":")" + when + R"(","data":{"tenant_id":")" + tenant +
+         R"(","action":")" + (n % 5 == 0 ? "plan.change" : "doc.read") + R"(","severity":")" +
+         (n % 7 == 0 ? "warning" : "info") + R"(","actor":{"type":"user","id":")" + actor +
+         R"("},"primary_resource":{"type":"doc","id":"d-)" + std::to_string(n % 4) + R"("},"request_id":"r-)" +
+         std::to_string(n) + R"("}})";
+}
+
+std::string url_encode(const std::string& s) { return httplib::detail::encode_query_param(s); }
+
+// Every page of a listing, following next_page_token; the events' sequences
+// in order (and their times, when asked).
+std::vector<int64_t> walk(int port, const std::string& path, const std::string& bearer, int* pages = nullptr,
+                          std::vector<std::string>* times = nullptr) {
+  std::vector<int64_t> seqs;
+  std::string next;
+  for (int page = 0; page < 1000; ++page) {
+    const std::string sep = path.find('?') == std::string::npos ? "?" : "&";
+    reply r = get(port, path + (next.empty() ? "" : sep + "page_token=" + url_encode(next)), bearer);
+    REQUIRE(r.status == 200);
+    REQUIRE(r.json.IsObject());
+    for (const auto& e : r.json["events"].GetArray()) {
+      seqs.push_back(std::stoll(e["sequence"].GetString()));
+      if (times) times->push_back(e["time"].GetString());
+    }
+    if (pages) *pages = page + 1;
+    if (r.json["next_page_token"].IsNull()) return seqs;
+    next = r.json["next_page_token"].GetString();
+  }
+  FAIL("more than 1000 pages");
+  return seqs;
+}
+
+}  // namespace
+
+TEST_CASE("query API: authentication, tenant isolation, keyset paging, filters, gets and catch-up", "[integration][api]") {
+  broker b;
+  b.reset_streams();
+  const std::string dsn = fresh_database("trail_it_query");
+  const std::string reader_dsn = as_role(dsn, "trail_reader");
+  constexpr int kEvents = 60;
+  for (int n = 0; n < kEvents; ++n) {
+    b.publish("audit.events", event_body("acme", n));
+    if (n < 10) b.publish("audit.events", event_body("globex", n));
+  }
+  b.wait_published();
+  traild_process t(dsn, {{"TRAIL_API_PG_DSN", reader_dsn}, {"TRAIL_API_JWT_HS256_SECRET", kSecret}});
+  t.start();
+  REQUIRE(wait_until([&] { return stored_events(dsn) == kEvents + 10; }, 30000));
+  const int port = t.http_port();
+  const std::string reader = token({"acme"}, trail::scope_read);
+
+  SECTION("who may ask") {
+    reply r = get(port, "/v1/tenants/acme/events", "");
+    CHECK(r.status == 401);
+    CHECK(std::string(r.json["code"].GetString()) == "unauthenticated");
+    CHECK_FALSE(r.request_id.empty());
+    CHECK(get(port, "/v1/tenants/acme/events", "not-a-key").status == 401);
+    CHECK(get(port, "/v1/tenants/acme/events", token({"acme"}, trail::scope_read, -120)).status == 401);  // expired
+    CHECK(get(port, "/v1/tenants/acme/events", trail::issue_hs256_token("wrong-secret-000000", "x", {"acme"}, trail::scope_read, time(nullptr), 60)).status == 401);
+    // Another tenant, or no read scope: 403, whether the event exists or not.
+    reply other = get(port, "/v1/tenants/globex/events/1", reader);
+    reply missing = get(port, "/v1/tenants/globex/events/999999", reader);
+    CHECK(other.status == 403);
+    CHECK(missing.status == 403);
+    CHECK(other.body == missing.body);
+    CHECK(get(port, "/v1/tenants/acme/events", token({"acme"}, trail::scope_write)).status == 403);
+    // An operator token reads any tenant.
+    CHECK(get(port, "/v1/tenants/globex/events", token({"*"}, trail::scope_read)).status == 200);
+  }
+
+  SECTION("newest first, every event once across pages, stable ties") {
+    int pages = 0;
+    std::vector<std::string> times;
+    const auto seqs = walk(port, "/v1/tenants/acme/events?page_size=7", reader, &pages, &times);
+    CHECK(pages == (kEvents + 6) / 7);
+    REQUIRE(seqs.size() == kEvents);
+    CHECK(std::set<int64_t>(seqs.begin(), seqs.end()).size() == kEvents);
+    // Occurred-at descending, sequence descending among equal times (groups
+    // of three events share their time, so ties cross page boundaries).
+    for (size_t i = 1; i < seqs.size(); ++i) {
+      INFO(times[i - 1] << " #" << seqs[i - 1] << " then " << times[i] << " #" << seqs[i]);
+      CHECK((times[i] < times[i - 1] || (times[i] == times[i - 1] && seqs[i] < seqs[i - 1])));
+    }
+    CHECK(times.front() == "2026-11-20T10:00:57.000001Z");
+    reply first = get(port, "/v1/tenants/acme/events?page_size=1", reader);
+    CHECK(std::string(first.json["events"][0]["tenantid"].GetString()) == "acme");
+    CHECK(std::stoll(first.json["events"][0]["sequence"].GetString()) == seqs.front());
+  }
+
+  SECTION("filters") {
+    auto count_of = [&](const std::string& query) {
+      return walk(port, "/v1/tenants/acme/events?page_size=1000&" + query, reader).size();
+    };
+    CHECK(count_of("actor_id=bob") == kEvents / 2);
+    CHECK(count_of("actions=plan.change") == kEvents / 5);
+    CHECK(count_of("actions=plan.change,doc.read") == kEvents);
+    CHECK(count_of("severities=warning") == (kEvents + 6) / 7);
+    CHECK(count_of("resource_type=doc&resource_id=d-1") == kEvents / 4);
+    CHECK(count_of("actor_type=user&outcome=success") == 0);  // no event carries an outcome
+    CHECK(count_of("from=2026-11-20T10:00:30Z&to=2026-11-20T10:00:45Z") == 15);
+    CHECK(count_of("ce_source=%2F%2Fit%2Fquery&ce_id=q-acme-7") == 1);
+    CHECK(count_of("last=1h") == 0);  // the events are from 2026-11-20
+    // Filtered paging covers the same rows as one big page.
+    const auto paged = walk(port, "/v1/tenants/acme/events?page_size=4&actor_id=alice", reader);
+    const auto whole = walk(port, "/v1/tenants/acme/events?page_size=1000&actor_id=alice", reader);
+    CHECK(paged == whole);
+  }
+
+  SECTION("bad requests name what is wrong") {
+    reply r = get(port, "/v1/tenants/acme/events?actor=bob", reader);
+    CHECK(r.status == 400);
+    CHECK(std::string(r.json["code"].GetString()) == "unknown_parameter");
+    CHECK_THAT(r.body, Catch::Contains("actor"));
+    CHECK(get(port, "/v1/tenants/acme/events?page_size=5000", reader).status == 400);
+    CHECK(get(port, "/v1/tenants/acme/events?severities=high", reader).status == 400);
+    CHECK(get(port, "/v1/tenants/acme.x/events", token({"acme.x"}, trail::scope_read)).status == 400);
+    // A page token under other filters, or forged.
+    reply page = get(port, "/v1/tenants/acme/events?page_size=5&actor_id=bob", reader);
+    const std::string next = page.json["next_page_token"].GetString();
+    reply changed = get(port, "/v1/tenants/acme/events?page_size=5&actor_id=alice&page_token=" + url_encode(next), reader);
+    CHECK(changed.status == 400);
+    CHECK(std::string(changed.json["code"].GetString()) == "invalid_page_token");
+    std::string forged = next;
+    forged[forged.size() / 2] = forged[forged.size() / 2] == 'A' ? 'B' : 'A';
+    CHECK(get(port, "/v1/tenants/acme/events?page_size=5&actor_id=bob&page_token=" + url_encode(forged), reader).status == 400);
+    CHECK(get(port, "/v1/tenants/acme/events/abc", reader).status == 400);
+    reply unknown = get(port, "/v1/nothing-here", reader);
+    CHECK(unknown.status == 404);
+    CHECK(std::string(unknown.json["code"].GetString()) == "not_found");
+  }
+
+  SECTION("one event by sequence") {
+    reply r = get(port, "/v1/tenants/acme/events/5", reader);
+    REQUIRE(r.status == 200);
+    CHECK(std::string(r.json["sequence"].GetString()) == "0000000000000000005");
+    CHECK(std::string(r.json["data"]["tenant_id"].GetString()) == "acme");
+    reply none = get(port, "/v1/tenants/acme/events/9999", reader);
+    CHECK(none.status == 404);
+    CHECK_THAT(none.body, Catch::Contains("no event 9999 in tenant acme"));
+  }
+
+  SECTION("catch-up by sequence returns every sequence once, in order") {
+    const auto seqs = walk(port, "/v1/tenants/acme/events?after_sequence=10&order=asc&page_size=9", reader);
+    REQUIRE(seqs.size() == kEvents - 10);
+    for (size_t i = 0; i < seqs.size(); ++i) CHECK(seqs[i] == static_cast<int64_t>(11 + i));
+    CHECK(walk(port, "/v1/tenants/acme/events?after_sequence=60&order=asc", reader).empty());
+  }
+  CHECK(t.stop() == 0);
+}
+
+TEST_CASE("roles: the reader sees one tenant even without a tenant predicate, and neither role can change events", "[integration][api][rls]") {
+  broker b;
+  b.reset_streams();
+  const std::string dsn = fresh_database("trail_it_roles");
+  for (int n = 0; n < 5; ++n) {
+    b.publish("audit.events", event_body("acme", n));
+    b.publish("audit.events", event_body("globex", n));
+  }
+  b.wait_published();
+  {
+    traild_process t(dsn);
+    t.start();
+    REQUIRE(wait_until([&] { return stored_events(dsn) == 10; }, 30000));
+    CHECK(t.stop() == 0);
+  }
+  const std::string host = stack().pg_host_port;
+  auto try_sql = [](PGconn* c, const std::string& sql) {
+    PGresult* r = PQexec(c, sql.c_str());
+    const auto st = PQresultStatus(r);
+    std::string out = st == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+    std::string err = PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
+    PQclear(r);
+    return std::make_pair(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, err.empty() ? out : err);
+  };
+  {
+    PGconn* c = PQconnectdb(("postgresql://trail_reader@" + host + "/trail_it_roles").c_str());
+    REQUIRE(PQstatus(c) == CONNECTION_OK);
+    CHECK(try_sql(c, "SELECT count(*) FROM audit.events").second == "0");  // no tenant set: nothing
+    try_sql(c, "BEGIN");
+    try_sql(c, "SET LOCAL trail.tenant = 'acme'");
+    CHECK(try_sql(c, "SELECT count(*) FROM audit.events").second == "5");  // the predicate "forgotten"
+    CHECK(try_sql(c, "SELECT count(DISTINCT tenant_id) FROM audit.events").second == "1");
+    CHECK(try_sql(c, "SELECT count(*) FROM audit.event_ids").second == "5");
+    try_sql(c, "ROLLBACK");
+    for (const char* sql : {"UPDATE audit.events SET action = 'x'", "DELETE FROM audit.events", "TRUNCATE audit.events",
+                            "INSERT INTO audit.tenant_heads (tenant_id) VALUES ('x')",
+                            "SELECT count(*) FROM audit.tenant_heads", "SELECT count(*) FROM audit.dead_letters"}) {
+      INFO(sql);
+      auto r = try_sql(c, sql);
+      CHECK_FALSE(r.first);
+      CHECK(r.second == "42501");  // insufficient_privilege
+    }
+    // A partition directly: no rights at all.
+    CHECK(try_sql(c, "SELECT count(*) FROM audit.events_default").second == "42501");
+    PQfinish(c);
+  }
+  {
+    PGconn* c = PQconnectdb(("postgresql://trail_ingest@" + host + "/trail_it_roles").c_str());
+    REQUIRE(PQstatus(c) == CONNECTION_OK);
+    CHECK(try_sql(c, "SELECT count(*) FROM audit.events").second == "10");
+    for (const char* sql : {"UPDATE audit.events SET action = 'x'", "DELETE FROM audit.events", "TRUNCATE audit.events",
+                            "DELETE FROM audit.event_ids", "ALTER TABLE audit.events DISABLE TRIGGER events_append_only"}) {
+      INFO(sql);
+      auto r = try_sql(c, sql);
+      CHECK_FALSE(r.first);
+      CHECK((r.second == "42501" || r.second == "42P01"));  // insufficient_privilege (or not the owner)
+    }
+    CHECK(try_sql(c, "SELECT audit.ensure_partitions(current_date, current_date + 2)").first);
+    PQfinish(c);
+  }
+  {
+    // A role that row-level security applies to cannot COPY: traild says so at start.
+    db admin(dsn);
+    admin.query("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'trail_it_plain') THEN CREATE ROLE trail_it_plain LOGIN; END IF; END $$");
+    admin.query("GRANT trail_reader TO trail_it_plain");
+    traild_process t(as_role(dsn, "trail_it_plain"));
+    t.start(false);
+    REQUIRE(wait_until([&] { return !t.running(); }, 20000));
+    CHECK_THAT(file_text(t.log_path()), Catch::Contains("BYPASSRLS"));
+  }
+}
+
+TEST_CASE("traild refuses to serve queries through a role that bypasses row-level security", "[integration][api][rls]") {
+  broker b;
+  b.reset_streams();
+  const std::string dsn = fresh_database("trail_it_bypass");
+  traild_process t(dsn, {{"TRAIL_API_PG_DSN", dsn}, {"TRAIL_API_JWT_HS256_SECRET", kSecret}});
+  t.start(false);
+  REQUIRE(wait_until([&] { return !t.running(); }, 20000));
+  CHECK_THAT(file_text(t.log_path()), Catch::Contains("bypasses row-level security"));
+}
