@@ -320,7 +320,11 @@ std::vector<std::pair<std::string, std::string>> describe(const config& c) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& k : knobs()) {
     std::string v = value_text(c, k);
-    out.emplace_back(k.name, k.secret ? mask_secret(v) : v);
+    // A connection string keeps everything but its password; any other
+    // secret (a signing key) is hidden whole.
+    const bool connection = std::string_view(k.unit) == "URL" || std::string_view(k.unit) == "libpq DSN";
+    if (k.secret) v = connection ? mask_secret(v) : (v.empty() ? v : "****");
+    out.emplace_back(k.name, v);
   }
   return out;
 }

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "config/config.h"
@@ -43,9 +44,20 @@ TEST_CASE("secrets are masked in the effective config", "[config]") {
   CHECK(trail::mask_secret("postgresql://trail:s3cret@db:5432/trail") == "postgresql://trail:****@db:5432/trail");
   CHECK(trail::mask_secret("host=db password=s3cret user=x") == "host=db password=**** user=x");
   CHECK(trail::mask_secret("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222");
-  auto c = trail::load_config("", {{"TRAIL_PG_DSN", "postgresql://u:pw@h/db"}});
-  for (const auto& [k, v] : trail::describe(c))
-    if (k == "pg.dsn") CHECK(v == "postgresql://u:****@h/db");
+  auto c = trail::load_config("", {{"TRAIL_PG_DSN", "postgresql://u:pw@h/db"},
+                                    {"TRAIL_API_PG_DSN", "host=db user=trail_reader password=r34d"},
+                                    {"TRAIL_API_JWT_HS256_SECRET", "not-a-url-but-secret"}});
+  int seen = 0;
+  for (const auto& [k, v] : trail::describe(c)) {
+    const std::map<std::string, std::string> expected = {
+        {"pg.dsn", "postgresql://u:****@h/db"},
+        {"api.pg_dsn", "host=db user=trail_reader password=****"},
+        {"api.jwt_hs256_secret", "****"}};  // a signing key is hidden whole
+    if (!expected.count(k)) continue;
+    CHECK(v == expected.at(k));
+    ++seen;
+  }
+  CHECK(seen == 3);
 }
 
 TEST_CASE("a retired setting is accepted with a reason, an unknown one still refused", "[config]") {
