@@ -129,7 +129,7 @@ read_status ledger_reader::list(const event_query& q, page_of_events& out, std::
   return read_status::ok;
 }
 
-read_status ledger_reader::get(const std::string& tenant, int64_t sequence, std::string& json, std::string* error) {
+read_status ledger_reader::read(const std::string& tenant, int64_t sequence, stored_event& out, std::string* error) {
   auto s = take(std::chrono::seconds(5));
   if (!s) return *error = "every reader connection is busy", read_status::unavailable;
   result_ptr res;
@@ -137,9 +137,15 @@ read_status ledger_reader::get(const std::string& tenant, int64_t sequence, std:
   give_back(std::move(s));
   if (st != read_status::ok) return st;
   if (PQntuples(res.r) == 0) return read_status::not_found;
-  bool ok = true;
-  render_row(res.r, 0, json, error, &ok);
-  return ok ? read_status::ok : read_status::unavailable;
+  return read_stored_event(res.r, 0, out, error) ? read_status::ok : read_status::unavailable;
+}
+
+read_status ledger_reader::get(const std::string& tenant, int64_t sequence, std::string& json, std::string* error) {
+  stored_event ev;
+  const read_status st = read(tenant, sequence, ev, error);
+  if (st == read_status::ok)
+    render_committed_event(ev.event, padded_sequence(ev.sequence), format_rfc3339_us(ev.recorded_at_us), json);
+  return st;
 }
 
 }  // namespace trail

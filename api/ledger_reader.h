@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "api/event_query.h"
+#include "sinks/event_reader.h"
 #include "sinks/pg_session.h"
 
 namespace trail {
@@ -44,6 +45,8 @@ class ledger_reader {
   bool check_role(std::string* error);
 
   read_status list(const event_query& q, page_of_events& out, std::string* error);
+  // One event, typed.
+  read_status read(const std::string& tenant, int64_t sequence, stored_event& out, std::string* error);
   // One event as its committed CloudEvent.
   read_status get(const std::string& tenant, int64_t sequence, std::string& json, std::string* error);
 

@@ -7,6 +7,8 @@
 #include <charconv>
 #include <chrono>
 
+#include "api/change_diff.h"
+#include "decode/event_json.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "common/uuid.h"
@@ -141,7 +143,8 @@ void query_routes::install(httplib::Server& server) {
     res.set_content(body, "application/json");
   });
 
-  server.Get(R"(/v1/tenants/([^/]+)/events/([^/]+))", [=, this](const Request& req, Response& res) {
+  // One event (`diff`: its ChangeSet): admitted, its sequence parsed.
+  auto one_event = [=, this](const Request& req, Response& res, bool diff) {
     request_context ctx;
     const std::string tenant = req.matches[1];
     if (!admit(req, res, tenant, scope_read, ctx)) return;
@@ -156,14 +159,31 @@ void query_routes::install(httplib::Server& server) {
       send_error(res, 400, "invalid_sequence", "an event is named by its sequence, an integer from 1");
       return;
     }
-    std::string json, error;
-    switch (reader_->get(tenant, sequence, json, &error)) {
-      case read_status::ok: res.status = 200; res.set_content(json, "application/json"); return;
+    stored_event ev;
+    std::string error;
+    switch (reader_->read(tenant, sequence, ev, &error)) {
+      case read_status::ok: break;
       case read_status::not_found: send_error(res, 404, "not_found", "no event " + text + " in tenant " + tenant); return;
       case read_status::invalid: send_error(res, 400, "invalid_parameter", error); return;
       default: unavailable(res, ctx, error); return;
     }
-  });
+    std::string body;
+    if (diff) {
+      const auto changes = ev.event.opt(event_field::changes);
+      if (!render_change_diff(tenant, ev.sequence, changes ? *changes : std::string_view(), body)) {
+        unavailable(res, ctx, "the stored changes of event " + text + " are not a JSON object");
+        return;
+      }
+    } else {
+      render_committed_event(ev.event, padded_sequence(ev.sequence), format_rfc3339_us(ev.recorded_at_us), body);
+    }
+    res.status = 200;
+    res.set_content(body, "application/json");
+  };
+  server.Get(R"(/v1/tenants/([^/]+)/events/([^/]+))",
+             [one_event](const Request& req, Response& res) { one_event(req, res, false); });
+  server.Get(R"(/v1/tenants/([^/]+)/events/([^/]+)/diff)",
+             [one_event](const Request& req, Response& res) { one_event(req, res, true); });
 }
 
 }  // namespace trail

@@ -95,10 +95,13 @@ TEST_CASE("query API: authentication, tenant isolation, keyset paging, filters, 
     b.publish("audit.events", event_body("acme", n));
     if (n < 10) b.publish("audit.events", event_body("globex", n));
   }
+  b.publish("audit.events", R"({"specversion":"1.0","id":"chg-1","source":"//it/query","type":"t","data":{"tenant_id":"initech",)"
+                            R"("action":"plan.change","actor":{"type":"user","id":"u"},"primary_resource":{"type":"org","id":"o"},)"
+                            R"("changes":{"old_value":{"plan":"basic","limits":{"seats":5}},"new_value":{"plan":"pro","limits":{"seats":10}}}}})");
   b.wait_published();
   traild_process t(dsn, {{"TRAIL_API_PG_DSN", reader_dsn}, {"TRAIL_API_JWT_HS256_SECRET", kSecret}});
   t.start();
-  REQUIRE(wait_until([&] { return stored_events(dsn) == kEvents + 10; }, 30000));
+  REQUIRE(wait_until([&] { return stored_events(dsn) == kEvents + 10 + 1; }, 30000));
   const int port = t.http_port();
   const std::string reader = token({"acme"}, trail::scope_read);
 
@@ -190,6 +193,24 @@ TEST_CASE("query API: authentication, tenant isolation, keyset paging, filters, 
     reply none = get(port, "/v1/tenants/acme/events/9999", reader);
     CHECK(none.status == 404);
     CHECK_THAT(none.body, Catch::Contains("no event 9999 in tenant acme"));
+  }
+
+  SECTION("the ChangeSet of an event") {
+    const std::string initech = token({"initech"}, trail::scope_read);
+    reply r = get(port, "/v1/tenants/initech/events/1/diff", initech);
+    REQUIRE(r.status == 200);
+    CHECK(r.json["has_changes"].GetBool());
+    CHECK(r.json["changed_fields"].Size() == 2);  // computed at ingest: limits, plan
+    REQUIRE(r.json["fields"].Size() == 2);
+    CHECK(std::string(r.json["fields"][0]["field"].GetString()) == "/limits/seats");
+    CHECK(r.json["fields"][0]["old"].GetInt() == 5);
+    CHECK(r.json["fields"][0]["new"].GetInt() == 10);
+    CHECK(std::string(r.json["fields"][1]["field"].GetString()) == "/plan");
+    reply plain = get(port, "/v1/tenants/acme/events/1/diff", reader);
+    REQUIRE(plain.status == 200);
+    CHECK_FALSE(plain.json["has_changes"].GetBool());
+    CHECK(get(port, "/v1/tenants/initech/events/1/diff", reader).status == 403);
+    CHECK(get(port, "/v1/tenants/initech/events/2/diff", initech).status == 404);
   }
 
   SECTION("catch-up by sequence returns every sequence once, in order") {

@@ -6,10 +6,14 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include <memory>
 
 #include "api/auth.h"
+#include "api/change_diff.h"
 #include "api/event_query.h"
 #include "api/page_token.h"
 #include "common/time.h"
@@ -298,4 +302,51 @@ TEST_CASE("with nothing configured, every token is refused", "[api][auth]") {
   auth_failure why;
   CHECK_FALSE(auth.authenticate("Bearer " + issue_hs256_token("s", "a", {"acme"}, scope_read, kNow, 60), kNow, &why));
   CHECK_FALSE(auth.authenticate("Bearer some-key", kNow, &why));
+}
+
+namespace {
+rapidjson::Document diff_of(const std::string& changes) {
+  std::string out;
+  REQUIRE(render_change_diff("acme", 7, changes, out));
+  rapidjson::Document d;
+  d.Parse(out.c_str());
+  REQUIRE(d.IsObject());
+  return d;
+}
+std::string text_of(const rapidjson::Value& v) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  v.Accept(w);
+  return sb.GetString();
+}
+}  // namespace
+
+TEST_CASE("diffs: nested objects down to their leaves by JSON pointer, arrays whole, absent sides omitted", "[api][diff]") {
+  auto d = diff_of(R"({"old_value":{"plan":"basic","billing":{"card":"visa","limit":10,"tags":["a"]},"a/b":1,"gone":true},)"
+                   R"("new_value":{"plan":"pro","billing":{"card":"visa","limit":20,"tags":["a","b"]},"a/b":2,"new~x":null},)"
+                   R"("changed_fields":["a/b","billing","gone","new~x","plan"]})");
+  CHECK(d["has_changes"].GetBool());
+  CHECK(d["sequence"].GetInt64() == 7);
+  CHECK(text_of(d["changed_fields"]) == R"(["a/b","billing","gone","new~x","plan"])");
+  CHECK(text_of(d["fields"]) ==
+        R"([{"field":"/a~1b","old":1,"new":2},)"
+        R"({"field":"/billing/limit","old":10,"new":20},)"
+        R"({"field":"/billing/tags","old":["a"],"new":["a","b"]},)"
+        R"({"field":"/gone","old":true},)"
+        R"({"field":"/new~0x","new":null},)"
+        R"({"field":"/plan","old":"basic","new":"pro"}])");
+}
+
+TEST_CASE("diffs: a created object lists its leaves, an event without changes says so", "[api][diff]") {
+  auto created = diff_of(R"({"new_value":{"role":"admin","scope":{"org":"o1"}},"changed_fields":["role","scope"]})");
+  CHECK(created["old_value"].IsNull());
+  CHECK(text_of(created["fields"]) == R"([{"field":"/role","new":"admin"},{"field":"/scope/org","new":"o1"}])");
+  auto scalar = diff_of(R"({"old_value":"on","new_value":"off"})");
+  CHECK(text_of(scalar["fields"]) == R"([{"field":"","old":"on","new":"off"}])");
+  auto none = diff_of("");
+  CHECK_FALSE(none["has_changes"].GetBool());
+  CHECK(none["old_value"].IsNull());
+  CHECK(none["fields"].Empty());
+  std::string out;
+  CHECK_FALSE(render_change_diff("acme", 1, "[1,2]", out));
 }
