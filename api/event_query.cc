@@ -243,6 +243,14 @@ sql_statement listing_sql(const event_query& q, const char* columns) {
   return s;
 }
 
+sql_statement export_sql(const event_query& q, const char* columns) {
+  sql_statement s;
+  s.text = std::string("SELECT ") + columns + " FROM audit.events e WHERE e.tenant_id = " + bind(s, q.tenant);
+  append_filters(q, s);
+  s.text += " ORDER BY e.occurred_at, e.sequence";
+  return s;
+}
+
 sql_statement single_event_sql(const std::string& tenant, int64_t sequence, const char* columns) {
   sql_statement s;
   s.text = std::string("SELECT ") + columns +

@@ -61,6 +61,10 @@ struct sql_statement {
 // there is a next page), selected with kStoredEventColumns (sinks/event_reader.h).
 sql_statement listing_sql(const event_query& q, const char* stored_event_columns);
 
+// Every event matching the filters, oldest first by (occurred_at, sequence),
+// no limit: an export streams it.
+sql_statement export_sql(const event_query& q, const char* stored_event_columns);
+
 // One event by its per-tenant sequence.
 sql_statement single_event_sql(const std::string& tenant, int64_t sequence, const char* stored_event_columns);
 

@@ -1,5 +1,7 @@
 #include "api/ledger_reader.h"
 
+#include <utility>
+
 #include "decode/event_json.h"
 #include "sinks/event_reader.h"
 #include "common/time.h"
@@ -146,6 +148,86 @@ read_status ledger_reader::get(const std::string& tenant, int64_t sequence, std:
   if (st == read_status::ok)
     render_committed_event(ev.event, padded_sequence(ev.sequence), format_rfc3339_us(ev.recorded_at_us), json);
   return st;
+}
+
+}  // namespace trail
+
+namespace trail {
+
+export_cursor::export_cursor(ledger_reader& owner, std::unique_ptr<pg_session> s, export_format f)
+    : owner_(owner), session_(std::move(s)), format_(f) {}
+
+export_cursor::~export_cursor() {
+  PQclear(first_);
+  if (!session_) return;
+  if (finished_) session_->exec("ROLLBACK");
+  else session_->close();  // ends the statement; the session reconnects on its next use
+  owner_.give_back(std::move(session_));
+}
+
+bool export_cursor::stream(const std::function<bool(std::string_view)>& sink, std::string* error) {
+  constexpr size_t kChunk = 64 * 1024;
+  PGconn* c = session_->raw();
+  std::string buf;
+  buf.reserve(2 * kChunk);
+  if (format_ == export_format::csv) buf = csv_header();
+  stored_event ev;
+  PGresult* r = std::exchange(first_, nullptr);
+  while (r || (r = PQgetResult(c)) != nullptr) {
+    const ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_SINGLE_TUPLE) {
+      if (!read_stored_event(r, 0, ev, error)) {
+        PQclear(r);
+        return false;
+      }
+      format_ == export_format::csv ? append_csv_row(ev, buf) : append_ndjson_row(ev, buf);
+      ++rows_;
+    } else if (st != PGRES_TUPLES_OK) {
+      *error = PQresultErrorMessage(r);
+      PQclear(r);
+      return false;
+    }
+    PQclear(r);
+    r = nullptr;
+    if (buf.size() >= kChunk) {
+      if (!sink(buf)) return *error = "the client went away", false;
+      buf.clear();
+    }
+  }
+  if (!buf.empty() && !sink(buf)) return *error = "the client went away", false;
+  finished_ = true;
+  return true;
+}
+
+read_status ledger_reader::open_export(const event_query& q, export_format f, std::unique_ptr<export_cursor>& out,
+                                       std::string* error) {
+  if (!plain_tenant(q.tenant)) return *error = "tenant id", read_status::invalid;
+  auto s = take(std::chrono::seconds(5));
+  if (!s) return *error = "every reader connection is busy", read_status::unavailable;
+  std::unique_ptr<export_cursor> cur(new export_cursor(*this, std::move(s), f));
+  pg_session& session = *cur->session_;
+  if (!session.connect(error)) return read_status::unavailable;
+  // An export may outlast the usual statement timeout; an hour bounds a
+  // runaway one.
+  const std::string begin = "BEGIN READ ONLY; SET LOCAL trail.tenant = '" + q.tenant +
+                            "'; SET LOCAL statement_timeout = '1h'";
+  const db_result r = session.exec(begin.c_str());
+  if (!r.ok()) return *error = r.message, read_status::unavailable;
+  const sql_statement st = export_sql(q, kStoredEventColumns);
+  std::vector<const char*> params;
+  for (const auto& p : st.params) params.push_back(p.c_str());
+  PGconn* c = session.raw();
+  if (!PQsendQueryParams(c, st.text.c_str(), static_cast<int>(params.size()), nullptr, params.data(), nullptr, nullptr, 0) ||
+      !PQsetSingleRowMode(c))
+    return *error = PQerrorMessage(c), read_status::unavailable;
+  cur->first_ = PQgetResult(c);
+  const ExecStatusType first = cur->first_ ? PQresultStatus(cur->first_) : PGRES_FATAL_ERROR;
+  if (first != PGRES_SINGLE_TUPLE && first != PGRES_TUPLES_OK) {
+    *error = cur->first_ ? PQresultErrorMessage(cur->first_) : PQerrorMessage(c);
+    return read_status::unavailable;
+  }
+  out = std::move(cur);
+  return read_status::ok;
 }
 
 }  // namespace trail

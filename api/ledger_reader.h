@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "api/event_query.h"
+#include "api/export_format.h"
 #include "sinks/event_reader.h"
 #include "sinks/pg_session.h"
 
@@ -34,6 +36,32 @@ struct page_of_events {
   std::optional<page_position> last;  // position of the last row, when a next page exists
 };
 
+class ledger_reader;
+
+// An export in progress: one session held, one statement streaming its rows
+// in single-row mode (the server sends as fast as the client reads, so
+// memory stays flat whatever the row count). Destroying it before the end
+// (the client went away) drops the connection, which ends the statement.
+class export_cursor {
+ public:
+  ~export_cursor();
+  // Sends rows to `sink` in chunks of about 64 KiB until the end (true) or
+  // until `sink` returns false or the database fails (false; `error` says
+  // which). Call once.
+  bool stream(const std::function<bool(std::string_view)>& sink, std::string* error);
+  size_t rows() const { return rows_; }
+
+ private:
+  friend class ledger_reader;
+  export_cursor(ledger_reader& owner, std::unique_ptr<pg_session> s, export_format f);
+  ledger_reader& owner_;
+  std::unique_ptr<pg_session> session_;
+  export_format format_;
+  PGresult* first_ = nullptr;  // the first row (or the end), read before any byte is sent
+  bool finished_ = false;
+  size_t rows_ = 0;
+};
+
 class ledger_reader {
  public:
   explicit ledger_reader(reader_options opt);
@@ -45,13 +73,18 @@ class ledger_reader {
   bool check_role(std::string* error);
 
   read_status list(const event_query& q, page_of_events& out, std::string* error);
+  // Starts an export of every event matching `q`'s filters, oldest first.
+  // Errors (the database unavailable, a refused statement) surface here,
+  // before the response has begun.
+  read_status open_export(const event_query& q, export_format f, std::unique_ptr<export_cursor>& out, std::string* error);
+
   // One event, typed.
   read_status read(const std::string& tenant, int64_t sequence, stored_event& out, std::string* error);
   // One event as its committed CloudEvent.
   read_status get(const std::string& tenant, int64_t sequence, std::string& json, std::string* error);
 
  private:
-  struct lease;
+  friend class export_cursor;
   std::unique_ptr<pg_session> take(std::chrono::milliseconds wait);
   void give_back(std::unique_ptr<pg_session> s);
   // Runs `statement` in a READ ONLY transaction confined to `tenant`; `keep` gets the rows.

@@ -143,6 +143,58 @@ void query_routes::install(httplib::Server& server) {
     res.set_content(body, "application/json");
   });
 
+  // Every matching event, streamed (chunked) from a single-row-mode statement:
+  // constant memory whatever the count. Oldest first.
+  server.Get(R"(/v1/tenants/([^/]+)/export)", [=, this](const Request& req, Response& res) {
+    request_context ctx;
+    const std::string tenant = req.matches[1];
+    if (!admit(req, res, tenant, scope_export, ctx)) return;
+    auto params = req.params;
+    const auto fmt = params.find("format");
+    if (fmt == params.end() || (fmt->second != "csv" && fmt->second != "ndjson") || params.count("format") > 1) {
+      send_error(res, 400, "invalid_parameter", "format: csv or ndjson");
+      return;
+    }
+    const export_format format = fmt->second == "csv" ? export_format::csv : export_format::ndjson;
+    params.erase(fmt);
+    for (const char* paging : {"page_size", "page_token", "after_sequence", "order"})
+      if (params.count(paging)) {
+        send_error(res, 400, "invalid_parameter", std::string(paging) + ": an export has no pages; it streams every match");
+        return;
+      }
+    event_query q;
+    if (auto err = parse_event_query(params, tenant, now_unix_us(), q)) {
+      send_error(res, 400, err->code.c_str(), err->message);
+      return;
+    }
+    std::unique_ptr<export_cursor> opened;
+    std::string error;
+    switch (reader_->open_export(q, format, opened, &error)) {
+      case read_status::ok: break;
+      case read_status::invalid: send_error(res, 400, "invalid_parameter", error); return;
+      default: unavailable(res, ctx, error); return;
+    }
+    std::shared_ptr<export_cursor> cursor(std::move(opened));
+    const std::string name = tenant + "-events." + (format == export_format::csv ? "csv" : "ndjson");
+    res.set_header("Content-Disposition", "attachment; filename=\"" + name + "\"");
+    res.status = 200;
+    const std::string id = ctx.id;
+    res.set_chunked_content_provider(
+        format == export_format::csv ? "text/csv; charset=utf-8" : "application/x-ndjson",
+        [cursor, id](size_t, httplib::DataSink& sink) {
+          std::string why;
+          const bool whole = cursor->stream(
+              [&sink](std::string_view chunk) { return sink.is_writable() && sink.write(chunk.data(), chunk.size()); }, &why);
+          if (!whole) {
+            // The response ends without its last chunk: the client sees a cut transfer, never a short file.
+            log::limited(log::level::warn, "api", "export ended early", {{"request_id", id}, {"rows", static_cast<int64_t>(cursor->rows())}, {"error", why}});
+            return false;
+          }
+          sink.done();
+          return true;
+        });
+  });
+
   // One event (`diff`: its ChangeSet): admitted, its sequence parsed.
   auto one_event = [=, this](const Request& req, Response& res, bool diff) {
     request_context ctx;

@@ -350,3 +350,47 @@ TEST_CASE("diffs: a created object lists its leaves, an event without changes sa
   std::string out;
   CHECK_FALSE(render_change_diff("acme", 1, "[1,2]", out));
 }
+
+#include "api/export_format.h"
+#include "common/record.h"
+#include "decode/event_decoder.h"
+#include "tests/unit/defaults.h"
+
+TEST_CASE("CSV export rows follow RFC 4180: quoted when needed, quotes doubled, CRLF", "[api][export]") {
+  inbound_message in;
+  const std::string body = R"({"specversion":"1.0","id":"e1","source":"s","type":"t","time":"2026-11-20T10:00:00Z","data":{)"
+                           R"("tenant_id":"acme","action":"a","actor":{"type":"user","id":"u,1"},"primary_resource":{"type":"doc","id":"d"},)"
+                           R"("description":"said \"hi\"\nthen left","metadata":{"k":"v"}}})";
+  in.data = body;
+  in.stream_seq = 1;
+  in.stream_time_us = 1763800000000000LL;
+  event_decoder d(testing::default_decoder_limits());
+  auto out = d.decode(in.view());
+  REQUIRE_FALSE(out.rejected);
+  REQUIRE(out.events.size() == 1);
+  stored_event ev;
+  ev.event = std::move(out.events[0]);
+  ev.sequence = 12;
+  ev.recorded_at_us = 1763800000000001LL;
+  std::string row;
+  append_csv_row(ev, row);
+  CHECK(row.rfind("12,2026-11-20T10:00:00.000000Z,2025-11-22T08:26:40.000001Z,structured,acme,s,e1,t,,a,", 0) == 0);
+  CHECK_THAT(row, Catch::Contains(",\"u,1\","));
+  CHECK_THAT(row, Catch::Contains(",\"said \"\"hi\"\"\nthen left\","));
+  CHECK_THAT(row, Catch::Contains(",\"{\"\"k\"\":\"\"v\"\"}\","));
+  CHECK(row.size() > 2);
+  CHECK(row.substr(row.size() - 2) == "\r\n");
+  // As many fields as the header names.
+  size_t fields = 1;
+  bool quoted = false;
+  for (char c : row.substr(0, row.size() - 2)) {
+    if (c == '"') quoted = !quoted;
+    else if (c == ',' && !quoted) ++fields;
+  }
+  const std::string& header = csv_header();
+  CHECK(fields == static_cast<size_t>(std::count(header.begin(), header.end(), ',')) + 1);
+  std::string line;
+  append_ndjson_row(ev, line);
+  CHECK(line.back() == '\n');
+  CHECK(std::count(line.begin(), line.end(), '\n') == 1);  // the description's line break is escaped
+}
