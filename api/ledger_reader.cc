@@ -142,6 +142,26 @@ read_status ledger_reader::read(const std::string& tenant, int64_t sequence, sto
   return read_stored_event(res.r, 0, out, error) ? read_status::ok : read_status::unavailable;
 }
 
+read_status ledger_reader::find_identity(const std::string& tenant, const std::string& source, const std::string& id,
+                                         int64_t& sequence, std::string& occurred_at, std::string* error) {
+  auto s = take(std::chrono::seconds(5));
+  if (!s) return *error = "every reader connection is busy", read_status::unavailable;
+  sql_statement st;
+  st.text =
+      "SELECT i.sequence, to_char(i.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
+      "FROM audit.event_ids i WHERE i.tenant_id = $1 AND i.id_digest = audit.identity_digest($2, $3) "
+      "AND i.ce_source = $2 AND i.ce_id = $3";
+  st.params = {tenant, source, id};
+  result_ptr res;
+  const read_status status = run(*s, tenant, st, &res.r, error);
+  give_back(std::move(s));
+  if (status != read_status::ok) return status;
+  if (PQntuples(res.r) == 0) return read_status::not_found;
+  sequence = std::stoll(PQgetvalue(res.r, 0, 0));
+  occurred_at = PQgetvalue(res.r, 0, 1);
+  return read_status::ok;
+}
+
 read_status ledger_reader::get(const std::string& tenant, int64_t sequence, std::string& json, std::string* error) {
   stored_event ev;
   const read_status st = read(tenant, sequence, ev, error);

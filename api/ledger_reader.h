@@ -78,6 +78,11 @@ class ledger_reader {
   // before the response has begun.
   read_status open_export(const event_query& q, export_format f, std::unique_ptr<export_cursor>& out, std::string* error);
 
+  // Whether the tenant holds the event (source, id): its sequence and
+  // occurred_at (RFC 3339) when it does (ok), not_found when not yet.
+  read_status find_identity(const std::string& tenant, const std::string& source, const std::string& id, int64_t& sequence,
+                            std::string& occurred_at, std::string* error);
+
   // One event, typed.
   read_status read(const std::string& tenant, int64_t sequence, stored_event& out, std::string* error);
   // One event as its committed CloudEvent.

@@ -7,37 +7,18 @@
 #include <charconv>
 #include <chrono>
 
+#include "api/access_event.h"
 #include "api/change_diff.h"
+#include "api/http_reply.h"
 #include "decode/event_json.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "common/uuid.h"
 
 namespace trail {
-namespace {
 
 using httplib::Request;
 using httplib::Response;
-
-void send_error(Response& res, int status, const char* code, const std::string& message) {
-  rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-  w.StartObject();
-  w.Key("code");
-  w.String(code);
-  w.Key("message");
-  w.String(message.c_str(), static_cast<rapidjson::SizeType>(message.size()));
-  w.EndObject();
-  res.status = status;
-  res.set_content(sb.GetString(), sb.GetSize(), "application/json");
-}
-
-struct request_context {
-  std::string id;
-  principal who;
-};
-
-}  // namespace
 
 bool valid_tenant_id(const std::string& t) {
   if (t.empty() || t.size() > 128) return false;
@@ -47,9 +28,33 @@ bool valid_tenant_id(const std::string& t) {
   return true;
 }
 
-query_routes::query_routes(const authenticator& auth, ledger_reader* reader, std::function<int64_t()> clock_s)
-    : auth_(auth), reader_(reader), clock_s_(std::move(clock_s)) {
+query_routes::query_routes(const authenticator& auth, ledger_reader* reader, publish_fn publish, route_options opt,
+                           std::function<int64_t()> clock_s)
+    : auth_(auth), reader_(reader), publish_(std::move(publish)), opt_(std::move(opt)), clock_s_(std::move(clock_s)) {
   if (!clock_s_) clock_s_ = [] { return now_unix_us() / 1000000; };
+}
+
+bool query_routes::record_access(const request_context& ctx, const std::string& tenant, const std::string& path,
+                                 const std::string& query, const char* action, int64_t rows, bool denied) {
+  access_record r;
+  r.request_id = ctx.id;
+  r.tenant = tenant;
+  r.subject = ctx.who.subject;
+  r.api_key = ctx.who.kind == "api_key";
+  r.action = action;
+  r.denied = denied;
+  r.path = path;
+  r.query = query;
+  r.rows = rows;
+  r.time_us = now_unix_us();
+  std::string error = "no broker connection";
+  static const header_list kHeaders = {{"Content-Type", "application/cloudevents+json"}};
+  const bool ok = publish_ && publish_(opt_.events_subject, render_access_event(r), kHeaders, "access-" + ctx.id, &error);
+  if (ok) return true;
+  log::limited(log::level::warn, "api", "an access event could not be handed to the broker",
+               {{"request_id", ctx.id}, {"tenant_id", tenant}, {"error", error},
+                {"meta_audit", opt_.meta_audit == meta_audit_mode::required ? "required" : "best_effort"}});
+  return opt_.meta_audit == meta_audit_mode::best_effort;
 }
 
 void query_routes::set_token_secret(const std::string& secret) {
@@ -63,49 +68,66 @@ std::shared_ptr<const page_token_codec> query_routes::tokens() const {
   return tokens_;
 }
 
+// Authenticates and authorizes one request for `tenant` with `needed`
+// scopes; on refusal, answers and returns false. A refusal of an
+// authenticated caller is recorded in the tenant's trail (best effort: the
+// answer is 403 either way).
+bool query_routes::admit(const Request& req, Response& res, const std::string& tenant, unsigned needed,
+                         request_context& ctx) {
+  ctx.id = uuid_v7_random();
+  res.set_header("X-Request-Id", ctx.id);
+  auth_failure why;
+  auto who = auth_.authenticate(req.get_header_value("Authorization"), clock_s_(), &why);
+  if (!who) {
+    log::limited(log::level::info, "api", "request refused: not authenticated",
+                 {{"request_id", ctx.id}, {"path", req.path}, {"reason", why.message}});
+    res.set_header("WWW-Authenticate", "Bearer");
+    send_error(res, 401, "unauthenticated", "a valid bearer token is required");
+    return false;
+  }
+  ctx.who = std::move(*who);
+  if (!valid_tenant_id(tenant)) {
+    send_error(res, 400, "invalid_tenant", "a tenant id is 1-128 characters of [A-Za-z0-9_:-]");
+    return false;
+  }
+  if (!ctx.who.may_access(tenant) || (ctx.who.scopes & needed) != needed) {
+    // Says nothing about whether the tenant or the event exists.
+    log::limited(log::level::info, "api", "request refused: forbidden",
+                 {{"request_id", ctx.id}, {"path", req.path}, {"subject", ctx.who.subject}, {"needed", scope_names(needed)}});
+    send_error(res, 403, "forbidden", "this token may not " + scope_names(needed) + " this tenant");
+    record_access(ctx, tenant, req.path, query_of(req), "audit.access.denied", -1, true);
+    return false;
+  }
+  if (!reader_) {
+    send_error(res, 503, "read_side_unavailable", "the query API is not configured on this traild (api.pg_dsn)");
+    return false;
+  }
+  return true;
+}
+
 void query_routes::install(httplib::Server& server) {
-  // Authenticates and authorizes one request for `tenant` with `needed`
-  // scopes; on refusal, answers and returns false.
-  auto admit = [this](const Request& req, Response& res, const std::string& tenant, unsigned needed,
-                      request_context& ctx) -> bool {
-    ctx.id = uuid_v7_random();
-    res.set_header("X-Request-Id", ctx.id);
-    auth_failure why;
-    auto who = auth_.authenticate(req.get_header_value("Authorization"), clock_s_(), &why);
-    if (!who) {
-      log::limited(log::level::info, "api", "request refused: not authenticated",
-                   {{"request_id", ctx.id}, {"path", req.path}, {"reason", why.message}});
-      res.set_header("WWW-Authenticate", "Bearer");
-      send_error(res, 401, "unauthenticated", "a valid bearer token is required");
-      return false;
-    }
-    ctx.who = std::move(*who);
-    if (!valid_tenant_id(tenant)) {
-      send_error(res, 400, "invalid_tenant", "a tenant id is 1-128 characters of [A-Za-z0-9_:-]");
-      return false;
-    }
-    if (!ctx.who.may_access(tenant) || (ctx.who.scopes & needed) != needed) {
-      // Says nothing about whether the tenant or the event exists.
-      log::limited(log::level::info, "api", "request refused: forbidden",
-                   {{"request_id", ctx.id}, {"path", req.path}, {"subject", ctx.who.subject}, {"needed", scope_names(needed)}});
-      send_error(res, 403, "forbidden", "this token may not " + scope_names(needed) + " this tenant");
-      return false;
-    }
-    if (!reader_) {
-      send_error(res, 503, "read_side_unavailable", "the query API is not configured on this traild (api.pg_dsn)");
-      return false;
-    }
-    return true;
-  };
+  install_writes(server);
+  server.Get("/v1/openapi.json", [](const Request&, Response& res) {
+    const std::string_view doc = openapi_document();
+    res.set_content(doc.data(), doc.size(), "application/json");
+  });
   auto unavailable = [](Response& res, const request_context& ctx, const std::string& error) {
     log::limited(log::level::warn, "api", "query failed", {{"request_id", ctx.id}, {"error", error}});
     send_error(res, 503, "unavailable", "the ledger cannot be read right now; retry later");
+  };
+  // The read is recorded before its data leaves; when api.meta_audit is
+  // required and the record cannot be made, the data does not leave.
+  auto recorded = [this](const Request& req, Response& res, const request_context& ctx, const std::string& tenant,
+                         const char* action, int64_t rows) {
+    if (record_access(ctx, tenant, req.path, query_of(req), action, rows, false)) return true;
+    send_error(res, 503, "meta_audit_unavailable", "this read cannot be recorded in the tenant's trail right now; retry later");
+    return false;
   };
 
   server.Get(R"(/v1/tenants/([^/]+)/events)", [=, this](const Request& req, Response& res) {
     request_context ctx;
     const std::string tenant = req.matches[1];
-    if (!admit(req, res, tenant, scope_read, ctx)) return;
+    if (!this->admit(req, res, tenant, scope_read, ctx)) return;
     event_query q;
     if (auto err = parse_event_query(req.params, tenant, now_unix_us(), q)) {
       send_error(res, 400, err->code.c_str(), err->message);
@@ -131,6 +153,9 @@ void query_routes::install(httplib::Server& server) {
       case read_status::invalid: send_error(res, 400, "invalid_parameter", error); return;
       default: unavailable(res, ctx, error); return;
     }
+    if (!recorded(req, res, ctx, tenant, q.by_sequence ? "audit.events.catch_up" : "audit.events.list",
+                  static_cast<int64_t>(page.count)))
+      return;
     std::string body;
     body.reserve(page.events_json.size() + 128);
     body += "{\"events\":[";
@@ -148,7 +173,7 @@ void query_routes::install(httplib::Server& server) {
   server.Get(R"(/v1/tenants/([^/]+)/export)", [=, this](const Request& req, Response& res) {
     request_context ctx;
     const std::string tenant = req.matches[1];
-    if (!admit(req, res, tenant, scope_export, ctx)) return;
+    if (!this->admit(req, res, tenant, scope_export, ctx)) return;
     auto params = req.params;
     const auto fmt = params.find("format");
     if (fmt == params.end() || (fmt->second != "csv" && fmt->second != "ndjson") || params.count("format") > 1) {
@@ -174,6 +199,7 @@ void query_routes::install(httplib::Server& server) {
       case read_status::invalid: send_error(res, 400, "invalid_parameter", error); return;
       default: unavailable(res, ctx, error); return;
     }
+    if (!recorded(req, res, ctx, tenant, "audit.events.export", -1)) return;
     std::shared_ptr<export_cursor> cursor(std::move(opened));
     const std::string name = tenant + "-events." + (format == export_format::csv ? "csv" : "ndjson");
     res.set_header("Content-Disposition", "attachment; filename=\"" + name + "\"");
@@ -199,7 +225,7 @@ void query_routes::install(httplib::Server& server) {
   auto one_event = [=, this](const Request& req, Response& res, bool diff) {
     request_context ctx;
     const std::string tenant = req.matches[1];
-    if (!admit(req, res, tenant, scope_read, ctx)) return;
+    if (!this->admit(req, res, tenant, scope_read, ctx)) return;
     if (!req.params.empty()) {
       send_error(res, 400, "unknown_parameter", "this route takes no query parameters");
       return;
@@ -219,6 +245,7 @@ void query_routes::install(httplib::Server& server) {
       case read_status::invalid: send_error(res, 400, "invalid_parameter", error); return;
       default: unavailable(res, ctx, error); return;
     }
+    if (!recorded(req, res, ctx, tenant, diff ? "audit.events.diff" : "audit.events.get", 1)) return;
     std::string body;
     if (diff) {
       const auto changes = ev.event.opt(event_field::changes);

@@ -7,6 +7,7 @@
 // cpp-httplib's worker threads and block on PostgreSQL (api/ledger_reader.h).
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -15,31 +16,73 @@
 #include "api/auth.h"
 #include "api/ledger_reader.h"
 #include "api/page_token.h"
+#include "decode/event_decoder.h"
+#include "decode/message.h"
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace trail {
+
+// Publishes one message into the AUDIT stream and waits until the broker has
+// stored it (ingest/event_publisher.h does, on its own connection).
+using publish_fn = std::function<bool(const std::string& subject, std::string_view body, const header_list& headers,
+                                      const std::string& msg_id, std::string* error)>;
+
+enum class meta_audit_mode { required, best_effort };
+
+struct route_options {
+  decoder_limits limits;               // what a synchronous write may be (the stream's own limits)
+  std::string events_subject;          // where synchronous writes and access events are published
+  int64_t commit_wait_ms = 0;          // how long a synchronous write waits for its COMMIT
+  meta_audit_mode meta_audit = meta_audit_mode::required;
+};
 
 class query_routes {
  public:
   // `clock_s`: Unix seconds (tests move it); `reader` may be null when the
   // read side is not configured (then every route answers 503 saying so).
-  query_routes(const authenticator& auth, ledger_reader* reader, std::function<int64_t()> clock_s = {});
+  query_routes(const authenticator& auth, ledger_reader* reader, publish_fn publish, route_options opt,
+               std::function<int64_t()> clock_s = {});
   void install(httplib::Server& server);
   // The installation's key, once read from the database: page tokens are
   // issued and accepted from then on (until then, listings answer 503).
   void set_token_secret(const std::string& secret);
+  // The broker's max_payload, once connected: a synchronous write whose
+  // committed copy could not fit is refused as the stream would refuse it.
+  void set_max_message_bytes(size_t n) { max_message_bytes_ = n; }
 
  private:
+  struct request_context {
+    std::string id;  // X-Request-Id, and the id of the request's access event
+    principal who;
+  };
+  // Authenticates and authorizes one request for `tenant` with `needed`
+  // scopes; on refusal, answers and returns false.
+  bool admit(const httplib::Request& req, httplib::Response& res, const std::string& tenant, unsigned needed,
+             request_context& ctx);
+  void install_writes(httplib::Server& server);
+  // Records a read (or a refusal) in the tenant's trail. False when the access
+  // event could not be handed to the broker and api.meta_audit is required.
+  bool record_access(const request_context& ctx, const std::string& tenant, const std::string& path,
+                     const std::string& query, const char* action, int64_t rows, bool denied);
+
   const authenticator& auth_;
   ledger_reader* reader_;
+  publish_fn publish_;
+  const route_options opt_;
+  std::atomic<size_t> max_message_bytes_{0};
   std::function<int64_t()> clock_s_;
   std::shared_ptr<const page_token_codec> tokens() const;
   mutable std::mutex tokens_mu_;
   std::shared_ptr<const page_token_codec> tokens_;
 };
+
+// api/openapi.json, compiled in: served at GET /v1/openapi.json.
+std::string_view openapi_document();
 
 // [A-Za-z0-9_:-], 1–128 bytes: what the ingest side accepts as a tenant id.
 bool valid_tenant_id(const std::string& t);

@@ -66,6 +66,23 @@ reader_options reader_options_of(const config& c) {
   return o;
 }
 
+route_options route_options_of(const config& c, size_t max_message_bytes) {
+  route_options o;
+  o.limits = decoder_limits_of(c, max_message_bytes);
+  o.events_subject = "audit.events";  // what the AUDIT stream captures (ingest/jetstream.cc)
+  o.commit_wait_ms = c.api_write_commit_wait_ms;
+  o.meta_audit = c.api_meta_audit == "best_effort" ? meta_audit_mode::best_effort : meta_audit_mode::required;
+  return o;
+}
+
+publisher_options publisher_options_of(const config& c) {
+  publisher_options o;
+  o.url = c.nats_url;
+  o.url_in_logs = mask_secret(c.nats_url);
+  o.timeout_ms = c.publish_ack_timeout_ms;
+  return o;
+}
+
 bool outbox_enabled(const config& c) { return c.committed_enabled && !c.committed_stream.empty(); }
 
 writer_pool_options writer_pool_options_of(const config& c) {

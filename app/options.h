@@ -9,6 +9,8 @@
 #include "actors/pipeline.h"
 #include "api/auth.h"
 #include "api/ledger_reader.h"
+#include "api/query_routes.h"
+#include "ingest/event_publisher.h"
 #include "config/config.h"
 #include "ingest/dead_letter.h"
 #include "ingest/finalizer.h"
@@ -31,6 +33,9 @@ dead_letter_options dead_letter_options_of(const config& c);
 // False with `error` naming the setting when one cannot be read or parsed.
 bool auth_options_of(const config& c, auth_options& out, std::string* error);
 reader_options reader_options_of(const config& c);
+// The routes' options; `max_message_bytes` until the broker tells its own.
+route_options route_options_of(const config& c, size_t max_message_bytes);
+publisher_options publisher_options_of(const config& c);
 // Whether committed events go through the outbox: a committed stream to
 // republish into (core publishes have no confirmation to wait for).
 bool outbox_enabled(const config& c);

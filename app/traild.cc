@@ -105,7 +105,13 @@ int run(const config& cfg) {
   std::unique_ptr<ledger_reader> reader;
   if (!cfg.api_pg_dsn.empty()) reader = std::make_unique<ledger_reader>(reader_options_of(cfg));
   else log::warn("api", "api.pg_dsn is empty: the query API answers 503");
-  query_routes routes(auth, reader.get());
+  // Synchronous writes and the meta-audit publish through their own connection.
+  event_publisher publisher(publisher_options_of(cfg));
+  publish_fn publish = [&publisher](const std::string& subject, std::string_view body, const header_list& headers,
+                                    const std::string& msg_id, std::string* error) {
+    return publisher.publish(subject, body, headers, msg_id, error);
+  };
+  query_routes routes(auth, reader.get(), publish, route_options_of(cfg, 1 << 20));
   http_server http(h, &routes);
   if (!http.start(cfg.http_addr)) return 1;
 
@@ -153,6 +159,7 @@ int run(const config& cfg) {
   if (!source.connect(g_stop)) return g_stop ? 0 : 1;
 
   log::info("nats", "broker limits", {{"max_payload", source.max_payload()}});
+  routes.set_max_message_bytes(static_cast<size_t>(source.max_payload()));
   postgres_dead_letter_store dead_letter_db(cfg.pg_dsn, pg_timeouts_of(cfg));
   dead_letter_publisher dlq(dead_letter_options_of(cfg), source, dead_letter_db, *key);
   // The committed-event outbox, when there is a committed stream to republish into.

@@ -147,6 +147,10 @@ const std::vector<knob>& knobs() {
        "clock skew allowed when checking a token's exp and nbf", 0, 3600},
       {"api.keys_file", &config::api_keys_file, "", "path",
        "static API keys: lines \"<sha256 hex of the key> <tenant> <scopes,comma-separated> <name>\" (empty = none)"},
+      {"api.meta_audit", &config::api_meta_audit, "required", "required|best_effort",
+       "every read and refusal is recorded in the tenant's trail; required: a read whose record cannot be handed to the broker fails with 503"},
+      {"api.write_commit_wait_ms", &config::api_write_commit_wait_ms, int64_t{5000}, "milliseconds",
+       "how long a synchronous write (POST …/events) waits for its COMMIT before answering 504 commit_pending", 100, 600000},
       {"http.addr", &config::http_addr, "0.0.0.0:8080", "host:port", "HTTP API: /v1 (the query API), /healthz, /readyz"},
       {"metrics.addr", &config::metrics_addr, "0.0.0.0:9464", "host:port", "Prometheus /metrics"},
       {"metrics.top_tenants", &config::metrics_top_tenants, int64_t{0}, "tenants",
@@ -279,6 +283,8 @@ config load_config(const std::string& path, const std::map<std::string, std::str
   for (const auto& [name, why] : retired_knobs())
     if (env.count(env_name(name))) c.retired.push_back(env_name(name) + " is no longer used: " + why);
   if (c.log_format != "json" && c.log_format != "text") throw config_error("log.format must be json or text");
+  if (c.api_meta_audit != "required" && c.api_meta_audit != "best_effort")
+    throw config_error("api.meta_audit must be required or best_effort");
   if (c.max_ack_pending < c.inflight_max_events)
     throw config_error("nats.max_ack_pending must be at least limits.inflight_max_events");
   if (c.validators == 0) c.validators = std::max<int64_t>(1, std::thread::hardware_concurrency());

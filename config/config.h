@@ -67,6 +67,8 @@ struct config {
   std::string api_jwt_es256_public_key_file;
   int64_t api_jwt_leeway_s;
   std::string api_keys_file;
+  std::string api_meta_audit;
+  int64_t api_write_commit_wait_ms;
   // [http] [metrics] [log] [shutdown]
   std::string http_addr;
   std::string metrics_addr;

@@ -107,6 +107,9 @@ TEST_CASE("query API: authentication, tenant isolation, keyset paging, filters, 
   REQUIRE(wait_until([&] { return stored_events(dsn) == kEvents + 10 + 1; }, 30000));
   const int port = t.http_port();
   const std::string reader = token({"acme"}, trail::scope_read);
+  // Every read is itself recorded in the tenant's trail (meta-audit): the
+  // listings below select the test's own events by their source_service.
+  const std::string own = "source_service=%2F%2Fit%2Fquery";
 
   SECTION("who may ask") {
     reply r = get(port, "/v1/tenants/acme/events", "");
@@ -130,7 +133,7 @@ TEST_CASE("query API: authentication, tenant isolation, keyset paging, filters, 
   SECTION("newest first, every event once across pages, stable ties") {
     int pages = 0;
     std::vector<std::string> times;
-    const auto seqs = walk(port, "/v1/tenants/acme/events?page_size=7", reader, &pages, &times);
+    const auto seqs = walk(port, "/v1/tenants/acme/events?page_size=7&" + own, reader, &pages, &times);
     CHECK(pages == (kEvents + 6) / 7);
     REQUIRE(seqs.size() == kEvents);
     CHECK(std::set<int64_t>(seqs.begin(), seqs.end()).size() == kEvents);
@@ -141,14 +144,14 @@ TEST_CASE("query API: authentication, tenant isolation, keyset paging, filters, 
       CHECK((times[i] < times[i - 1] || (times[i] == times[i - 1] && seqs[i] < seqs[i - 1])));
     }
     CHECK(times.front() == "2026-11-20T10:00:57.000001Z");
-    reply first = get(port, "/v1/tenants/acme/events?page_size=1", reader);
+    reply first = get(port, "/v1/tenants/acme/events?page_size=1&" + own, reader);
     CHECK(std::string(first.json["events"][0]["tenantid"].GetString()) == "acme");
     CHECK(std::stoll(first.json["events"][0]["sequence"].GetString()) == seqs.front());
   }
 
   SECTION("filters") {
     auto count_of = [&](const std::string& query) {
-      return walk(port, "/v1/tenants/acme/events?page_size=1000&" + query, reader).size();
+      return walk(port, "/v1/tenants/acme/events?page_size=1000&" + own + "&" + query, reader).size();
     };
     CHECK(count_of("actor_id=bob") == kEvents / 2);
     CHECK(count_of("actions=plan.change") == kEvents / 5);
@@ -158,6 +161,8 @@ TEST_CASE("query API: authentication, tenant isolation, keyset paging, filters, 
     CHECK(count_of("actor_type=user&outcome=success") == 0);  // no event carries an outcome
     CHECK(count_of("from=2026-11-20T10:00:30Z&to=2026-11-20T10:00:45Z") == 15);
     CHECK(count_of("ce_source=%2F%2Fit%2Fquery&ce_id=q-acme-7") == 1);
+    // The reads above, each recorded in acme's trail (committed a moment after their answer).
+    CHECK(wait_until([&] { return walk(port, "/v1/tenants/acme/events?page_size=1000&last=1h&source_service=traild", reader).size() >= 9; }, 10000));
     CHECK(count_of("last=1h") == 0);  // the events are from 2026-11-20
     // Filtered paging covers the same rows as one big page.
     const auto paged = walk(port, "/v1/tenants/acme/events?page_size=4&actor_id=alice", reader);
@@ -213,7 +218,7 @@ TEST_CASE("query API: authentication, tenant isolation, keyset paging, filters, 
     REQUIRE(plain.status == 200);
     CHECK_FALSE(plain.json["has_changes"].GetBool());
     CHECK(get(port, "/v1/tenants/initech/events/1/diff", reader).status == 403);
-    CHECK(get(port, "/v1/tenants/initech/events/2/diff", initech).status == 404);
+    CHECK(get(port, "/v1/tenants/initech/events/9999/diff", initech).status == 404);
   }
 
   SECTION("exports stream every match, oldest first, as NDJSON or CSV") {
@@ -238,7 +243,7 @@ TEST_CASE("query API: authentication, tenant isolation, keyset paging, filters, 
     }
     CHECK(lines == kEvents / 2);
     CHECK(std::is_sorted(times.begin(), times.end()));
-    reply csv = get(port, "/v1/tenants/acme/export?format=csv", exporter);
+    reply csv = get(port, "/v1/tenants/acme/export?format=csv&" + own, exporter);
     REQUIRE(csv.status == 200);
     CHECK(csv.body.rfind("sequence,occurred_at,recorded_at,ingest_mode,tenant_id,", 0) == 0);
     size_t rows = 0;
@@ -247,10 +252,14 @@ TEST_CASE("query API: authentication, tenant isolation, keyset paging, filters, 
   }
 
   SECTION("catch-up by sequence returns every sequence once, in order") {
-    const auto seqs = walk(port, "/v1/tenants/acme/events?after_sequence=10&order=asc&page_size=9", reader);
+    const auto seqs = walk(port, "/v1/tenants/acme/events?after_sequence=10&order=asc&page_size=9&" + own, reader);
     REQUIRE(seqs.size() == kEvents - 10);
     for (size_t i = 0; i < seqs.size(); ++i) CHECK(seqs[i] == static_cast<int64_t>(11 + i));
-    CHECK(walk(port, "/v1/tenants/acme/events?after_sequence=60&order=asc", reader).empty());
+    CHECK(walk(port, "/v1/tenants/acme/events?after_sequence=60&order=asc&" + own, reader).empty());
+    // Unfiltered, catch-up still sees every sequence once: the access events
+    // recorded meanwhile take the sequences after 60.
+    const auto all = walk(port, "/v1/tenants/acme/events?after_sequence=0&order=asc&page_size=50", reader);
+    for (size_t i = 0; i < all.size(); ++i) CHECK(all[i] == static_cast<int64_t>(1 + i));
   }
   CHECK(t.stop() == 0);
 }
@@ -362,7 +371,7 @@ TEST_CASE("export: 200,000 rows stream through a flat traild", "[integration][ap
   size_t bytes = 0, lines = 0;
   int status = 0;
   // A slow reader: the server must not buffer what the client has not taken.
-  auto res = cli.Get("/v1/tenants/bulk/export?format=csv", h,
+  auto res = cli.Get("/v1/tenants/bulk/export?format=csv&source_service=bulk", h,
                      [&](const httplib::Response& r) { status = r.status; return true; },
                      [&](const char* data, size_t len) {
                        bytes += len;
@@ -442,14 +451,162 @@ TEST_CASE("paging misses nothing and repeats nothing while 10,000 events arrive"
   std::set<int64_t> unique(seen.begin(), seen.end());
   CHECK(unique.size() == seen.size());
   db check(dsn);
-  const int64_t older = check.count("SELECT count(*) FROM audit.events WHERE tenant_id = 'acme' AND action <> 'live'");
+  const int64_t older = check.count("SELECT count(*) FROM audit.events WHERE tenant_id = 'acme' AND source_service = '//it/query'");
   CHECK(older == kBefore);
   int64_t older_seen = 0;
   for (int64_t s : seen)
-    if (check.scalar("SELECT action FROM audit.events WHERE tenant_id = 'acme' AND sequence = " + std::to_string(s)) != "live") ++older_seen;
+    if (check.scalar("SELECT source_service FROM audit.events WHERE tenant_id = 'acme' AND sequence = " + std::to_string(s)) == "//it/query") ++older_seen;
   CHECK(older_seen == kBefore);
   for (size_t i = 0; i < caught.size(); ++i) REQUIRE(caught[i] == static_cast<int64_t>(i + 1));
   CHECK(caught.size() >= static_cast<size_t>(kBefore));
   INFO("live events committed while the walks ran: " << caught.size() - kBefore);
+  CHECK(t.stop() == 0);
+}
+
+namespace {
+reply send(int port, const std::string& path, const std::string& bearer, const std::string& body,
+           httplib::Headers extra = {}, const char* type = "application/cloudevents+json") {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(15, 0);
+  extra.emplace("Authorization", "Bearer " + bearer);
+  auto res = cli.Post(path.c_str(), extra, body, type);
+  reply r;
+  REQUIRE(res);
+  r.status = res->status;
+  r.body = res->body;
+  r.request_id = res->get_header_value("X-Request-Id");
+  r.json.Parse(r.body.c_str());
+  return r;
+}
+}  // namespace
+
+TEST_CASE("synchronous writes answer after COMMIT, exactly once under retries", "[integration][api][write]") {
+  broker b;
+  b.reset_streams();
+  const std::string dsn = fresh_database("trail_it_write");
+  traild_process t(dsn, {{"TRAIL_API_PG_DSN", as_role(dsn, "trail_reader")}, {"TRAIL_API_JWT_HS256_SECRET", kSecret}});
+  t.start();
+  const int port = t.http_port();
+  const std::string writer = token({"acme"}, trail::scope_write | trail::scope_read);
+  db check(dsn);
+
+  // A structured CloudEvent: 201 with its sequence, then the same id again: 200, the same sequence.
+  const std::string ev = event_body("acme", 1);
+  reply first = send(port, "/v1/tenants/acme/events", writer, ev);
+  REQUIRE(first.status == 201);
+  const int64_t seq = first.json["sequence"].GetInt64();
+  CHECK(seq >= 1);
+  CHECK(std::string(first.json["ce_id"].GetString()) == "q-acme-1");
+  CHECK(std::string(first.json["occurred_at"].GetString()) == "2026-11-20T10:00:00.000001Z");
+  CHECK(check.count("SELECT count(*) FROM audit.events WHERE tenant_id = 'acme' AND ce_id = 'q-acme-1'") == 1);  // committed before the answer
+  reply again = send(port, "/v1/tenants/acme/events", writer, ev);
+  CHECK(again.status == 200);
+  CHECK(again.json["already_stored"].GetBool());
+  CHECK(again.json["sequence"].GetInt64() == seq);
+
+  // A bare event with an Idempotency-Key, twice: one event.
+  const std::string bare = R"({"tenant_id":"acme","action":"user.delete","actor":{"type":"user","id":"admin"},"primary_resource":{"type":"user","id":"u-9"}})";
+  reply k1 = send(port, "/v1/tenants/acme/events", writer, bare, {{"Idempotency-Key", "del-u-9"}}, "application/json");
+  REQUIRE(k1.status == 201);
+  reply k2 = send(port, "/v1/tenants/acme/events", writer, bare, {{"Idempotency-Key", "del-u-9"}}, "application/json");
+  CHECK(k2.status == 200);
+  CHECK(k2.json["sequence"].GetInt64() == k1.json["sequence"].GetInt64());
+  CHECK(check.count("SELECT count(*) FROM audit.events WHERE tenant_id = 'acme' AND ce_id = 'del-u-9'") == 1);
+
+  // Binary mode, through the CloudEvents HTTP binding's ce-* headers.
+  reply bin = send(port, "/v1/tenants/acme/events", writer,
+                   R"({"tenant_id":"acme","action":"doc.share","actor":{"type":"user","id":"u"},"primary_resource":{"type":"doc","id":"d"}})",
+                   {{"ce-specversion", "1.0"}, {"ce-id", "bin-1"}, {"ce-source", "//it/http"}, {"ce-type", "t"}}, "application/json");
+  CHECK(bin.status == 201);
+
+  // Refusals: validation (with the stream's reason code), another tenant in the body, no write scope.
+  reply bad = send(port, "/v1/tenants/acme/events", writer, R"({"specversion":"1.0","id":"x","source":"s","type":"t","data":{"tenant_id":"acme"}})");
+  CHECK(bad.status == 400);
+  CHECK(std::string(bad.json["code"].GetString()) == "payload_invalid");
+  CHECK(send(port, "/v1/tenants/acme/events", writer, event_body("globex", 2)).status == 400);
+  CHECK(send(port, "/v1/tenants/acme/events", token({"acme"}, trail::scope_read), event_body("acme", 3)).status == 403);
+  CHECK(send(port, "/v1/tenants/acme/events", writer, "{not json").status == 400);
+
+  // A batch: the valid ones commit, the refused one is named, in order.
+  const std::string batch = "[" + event_body("acme", 10) + "," + R"({"tenant_id":"acme"})" + "," + event_body("acme", 11) + "," +
+                            event_body("acme", 1) + "]";
+  reply br = send(port, "/v1/tenants/acme/events:batch", writer, batch, {}, "application/json");
+  REQUIRE(br.status == 200);
+  const auto& results = br.json["results"];
+  REQUIRE(results.Size() == 4);
+  CHECK(results[0]["status"].GetInt() == 201);
+  CHECK(results[1]["status"].GetInt() == 400);
+  CHECK(std::string(results[1]["code"].GetString()) == "payload_invalid");
+  CHECK(results[2]["status"].GetInt() == 201);
+  CHECK(results[3]["status"].GetInt() == 200);  // stored by the first request
+  CHECK(results[3]["sequence"].GetInt64() == seq);
+  CHECK(send(port, "/v1/tenants/acme/events:batch", writer, "[]", {}, "application/json").status == 400);
+  CHECK(check.count("SELECT count(*) FROM audit.events WHERE tenant_id = 'acme' AND ce_source <> 'trail:api' OR tenant_id = 'acme' AND ce_id = 'del-u-9'") == 5);
+  CHECK(t.stop() == 0);
+}
+
+TEST_CASE("meta-audit: reads and refusals are recorded in the tenant read, and a required record gates the data", "[integration][api][meta]") {
+  broker b;
+  b.reset_streams();
+  const std::string dsn = fresh_database("trail_it_meta");
+  for (int n = 0; n < 3; ++n) b.publish("audit.events", event_body("acme", n));
+  b.wait_published();
+  traild_process t(dsn, {{"TRAIL_API_PG_DSN", as_role(dsn, "trail_reader")}, {"TRAIL_API_JWT_HS256_SECRET", kSecret}});
+  t.start();
+  REQUIRE(wait_until([&] { return stored_events(dsn) == 3; }, 30000));
+  const int port = t.http_port();
+  reply list = get(port, "/v1/tenants/acme/events?actor_id=alice&page_size=10", token({"acme"}, trail::scope_read));
+  REQUIRE(list.status == 200);
+  CHECK(get(port, "/v1/tenants/acme/events", token({"globex"}, trail::scope_read)).status == 403);
+  db check(dsn);
+  REQUIRE(wait_until([&] { return check.count("SELECT count(*) FROM audit.events WHERE category = 'CATEGORY_AUDIT_ACCESS'") == 2; }, 10000));
+  auto rows = check.query("SELECT action, actor_id, actor_type, outcome_status, metadata->>'rows', metadata->>'query', request_id "
+                          "FROM audit.events WHERE tenant_id = 'acme' AND category = 'CATEGORY_AUDIT_ACCESS' ORDER BY action");
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0][0] == "audit.access.denied");
+  CHECK(rows[0][3] == "FAILURE");
+  CHECK(rows[1][0] == "audit.events.list");
+  CHECK(rows[1][1] == "it-user");
+  CHECK(rows[1][2] == "ACTOR_TYPE_USER");
+  CHECK(rows[1][3] == "SUCCESS");
+  CHECK(rows[1][4] == "2");  // alice: events 0 and 2
+  CHECK(rows[1][5] == "actor_id=alice&page_size=10");
+  CHECK(rows[1][6] == list.request_id);
+
+  // With the broker away, a required record cannot be made: the read is refused.
+  stack_action("stop-nats");
+  reply refused = get(port, "/v1/tenants/acme/events", token({"acme"}, trail::scope_read));
+  CHECK(refused.status == 503);
+  CHECK(std::string(refused.json["code"].GetString()) == "meta_audit_unavailable");
+  stack_action("start-nats");
+  REQUIRE(wait_until([&] { return get(port, "/v1/tenants/acme/events", token({"acme"}, trail::scope_read)).status == 200; }, 30000));
+  CHECK(t.stop() == 0);
+}
+
+TEST_CASE("the OpenAPI document describes every route, and live responses conform to it", "[integration][api][openapi]") {
+  broker b;
+  b.reset_streams();
+  const std::string dsn = fresh_database("trail_it_openapi");
+  b.publish("audit.events", event_body("acme", 0));
+  b.publish("audit.events", R"({"specversion":"1.0","id":"chg-1","source":"//it/query","type":"t","data":{"tenant_id":"acme",)"
+                            R"("action":"plan.change","actor":{"type":"user","id":"u"},"primary_resource":{"type":"org","id":"o"},)"
+                            R"("changes":{"old_value":{"plan":"basic"},"new_value":{"plan":"pro"}}}})");
+  b.wait_published();
+  traild_process t(dsn, {{"TRAIL_API_PG_DSN", as_role(dsn, "trail_reader")}, {"TRAIL_API_JWT_HS256_SECRET", kSecret}});
+  t.start();
+  REQUIRE(wait_until([&] { return stored_events(dsn) == 2; }, 30000));
+  REQUIRE(wait_until([&] { return http_get(t.http_port(), "/readyz").find("\"ready\"") != std::string::npos; }, 15000));
+  db check(dsn);
+  const std::string diff_seq = check.scalar("SELECT sequence FROM audit.events WHERE ce_id = 'chg-1'");
+  const std::string out = stack().stack_dir + "/openapi_check.out";
+  // Debian's interpreter, with the python3-jsonschema that scripts/deps.sh installs.
+  const std::string cmd = std::string("/usr/bin/python3 ") + TRAIL_SOURCE_DIR + "/tests/api/openapi_check.py --port " +
+                          std::to_string(t.http_port()) + " --tenant acme --diff-sequence " + diff_seq + " --token " +
+                          token({"acme"}, trail::scope_read | trail::scope_write | trail::scope_export) + " --other-token " +
+                          token({"globex"}, trail::scope_read) + " > " + out + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  INFO(file_text(out));
+  CHECK(rc == 0);
+  CHECK_THAT(file_text(out), Catch::Contains("9 operations exercised, 0 problems"));
   CHECK(t.stop() == 0);
 }

@@ -1,0 +1,79 @@
+#include "ingest/event_publisher.h"
+
+#include "common/log.h"
+
+namespace trail {
+
+event_publisher::event_publisher(publisher_options opt) : opt_(std::move(opt)) {}
+
+event_publisher::~event_publisher() {
+  if (js_) jsCtx_Destroy(js_);
+  if (nc_) {
+    natsConnection_Close(nc_);
+    natsConnection_Destroy(nc_);
+  }
+}
+
+jsCtx* event_publisher::context(std::string* error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (js_) return js_;
+  const auto now = std::chrono::steady_clock::now();
+  if (last_attempt_.time_since_epoch().count() != 0 && now - last_attempt_ < std::chrono::seconds(1)) {
+    *error = "not connected to NATS (retrying)";
+    return nullptr;
+  }
+  last_attempt_ = now;
+  natsOptions* o = nullptr;
+  natsOptions_Create(&o);
+  natsOptions_SetURL(o, opt_.url.c_str());
+  natsOptions_SetName(o, "traild-api");
+  natsOptions_SetTimeout(o, opt_.timeout_ms);
+  natsOptions_SetMaxReconnect(o, -1);
+  natsOptions_SetReconnectWait(o, 250);
+  const natsStatus s = natsConnection_Connect(&nc_, o);
+  natsOptions_Destroy(o);
+  if (s != NATS_OK) {
+    *error = std::string("cannot connect to NATS: ") + natsStatus_GetText(s);
+    log::limited(log::level::warn, "api", "the read side cannot reach NATS", {{"url", opt_.url_in_logs}, {"error", *error}});
+    nc_ = nullptr;
+    return nullptr;
+  }
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = opt_.timeout_ms;
+  if (natsConnection_JetStream(&js_, nc_, &jo) != NATS_OK) {
+    *error = "cannot create a JetStream context";
+    js_ = nullptr;
+    return nullptr;
+  }
+  return js_;
+}
+
+bool event_publisher::publish(const std::string& subject, std::string_view body, const header_list& headers,
+                              const std::string& msg_id, std::string* error) {
+  jsCtx* js = context(error);
+  if (!js) return false;
+  natsMsg* msg = nullptr;
+  if (natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())) != NATS_OK) {
+    *error = "cannot build the message";
+    return false;
+  }
+  for (const auto& [k, v] : headers) natsMsgHeader_Add(msg, k.c_str(), v.c_str());
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MsgId = msg_id.c_str();
+  po.MaxWait = opt_.timeout_ms;
+  jsPubAck* ack = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_PublishMsg(&ack, js, msg, &po, &jerr);
+  natsMsg_Destroy(msg);
+  if (ack) jsPubAck_Destroy(ack);
+  if (s != NATS_OK) {
+    *error = std::string("the broker did not store it: ") + natsStatus_GetText(s) +
+             (jerr ? " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")" : "");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace trail
