@@ -62,6 +62,17 @@ bool http_server::start(const std::string& addr) {
     const char* code = res.status == 404 ? "not_found" : res.status == 405 ? "method_not_allowed" : "error";
     res.set_content(std::string("{\"code\":\"") + code + "\",\"message\":\"no such route\"}", "application/json");
   });
+  // One line per API request, naming its request id (the X-Request-Id the
+  // client got); the probes and the OpenAPI document only at debug level.
+  server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    const bool api = req.path.rfind("/v1/tenants/", 0) == 0;
+    log::write(api ? log::level::info : log::level::debug, "api", "request",
+               {{"request_id", res.get_header_value("X-Request-Id")},
+                {"method", req.method},
+                {"path", req.path},
+                {"status", res.status},
+                {"remote", req.remote_addr}});
+  });
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });
