@@ -251,11 +251,36 @@ sql_statement export_sql(const event_query& q, const char* columns) {
   return s;
 }
 
-sql_statement single_event_sql(const std::string& tenant, int64_t sequence, const char* columns) {
+bool plain_catch_up(const event_query& q) {
+  return q.by_sequence && q.severities.empty() && q.categories.empty() && q.actions.empty() && q.equals.empty() &&
+         !q.from_us && !q.to_us;
+}
+
+namespace {
+constexpr const char* kTimeText = "to_char(i.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+}
+
+sql_statement identity_page_sql(const event_query& q) {
   sql_statement s;
-  s.text = std::string("SELECT ") + columns +
-           " FROM audit.event_ids i JOIN audit.events e ON e.tenant_id = i.tenant_id AND e.occurred_at = i.occurred_at"
-           " AND e.sequence = i.sequence WHERE i.tenant_id = " + bind(s, tenant) +
+  const int64_t after = q.after ? std::max(q.after->sequence, q.after_sequence) : q.after_sequence;
+  s.text = std::string("SELECT i.sequence, ") + kTimeText + " FROM audit.event_ids i WHERE i.tenant_id = " + bind(s, q.tenant) +
+           " AND i.sequence > " + bind(s, std::to_string(after)) + "::bigint ORDER BY i.sequence LIMIT " +
+           std::to_string(q.page_size + 1);
+  return s;
+}
+
+sql_statement events_by_position_sql(const std::string& tenant, const std::string& times, const std::string& sequences,
+                                     const char* columns) {
+  sql_statement s;
+  s.text = std::string("SELECT ") + columns + " FROM audit.events e WHERE e.tenant_id = " + bind(s, tenant) +
+           " AND e.occurred_at = ANY(" + bind(s, times) + "::timestamptz[]) AND e.sequence = ANY(" + bind(s, sequences) +
+           "::bigint[]) ORDER BY e.sequence";
+  return s;
+}
+
+sql_statement position_sql(const std::string& tenant, int64_t sequence) {
+  sql_statement s;
+  s.text = std::string("SELECT i.sequence, ") + kTimeText + " FROM audit.event_ids i WHERE i.tenant_id = " + bind(s, tenant) +
            " AND i.sequence = " + bind(s, std::to_string(sequence)) + "::bigint";
   return s;
 }

@@ -65,7 +65,18 @@ sql_statement listing_sql(const event_query& q, const char* stored_event_columns
 // no limit: an export streams it.
 sql_statement export_sql(const event_query& q, const char* stored_event_columns);
 
-// One event by its per-tenant sequence.
-sql_statement single_event_sql(const std::string& tenant, int64_t sequence, const char* stored_event_columns);
+// Lookups in two steps, so that PostgreSQL prunes audit.events to the
+// partitions that hold the rows at planning time (a join from audit.event_ids
+// would plan and probe every daily partition): first the identities'
+// (sequence, occurred_at) from audit.event_ids, then the events by them.
+bool plain_catch_up(const event_query& q);  // catch-up without filters: the two-step path applies
+// `page_size + 1` identities after the position, as (sequence, occurred_at text).
+sql_statement identity_page_sql(const event_query& q);
+// Events by their (occurred_at, sequence), in sequence order; the arrays are
+// PostgreSQL array literals (timestamptz[], bigint[]).
+sql_statement events_by_position_sql(const std::string& tenant, const std::string& times, const std::string& sequences,
+                                     const char* stored_event_columns);
+// Where an event sits: its occurred_at, from its sequence.
+sql_statement position_sql(const std::string& tenant, int64_t sequence);
 
 }  // namespace trail

@@ -24,7 +24,12 @@ bool split_host_port(const std::string& addr, std::string& host, int& port) {
   }
 }
 
-http_listener::http_listener() : server_(std::make_unique<httplib::Server>()) {}
+http_listener::http_listener() : server_(std::make_unique<httplib::Server>()) {
+  // A response goes out as headers then body: without TCP_NODELAY, Nagle's
+  // algorithm holds the body until the client's delayed ACK, ~40 ms per
+  // keep-alive request.
+  server_->set_tcp_nodelay(true);
+}
 
 http_listener::~http_listener() { stop(); }
 

@@ -82,8 +82,16 @@ bool ledger_reader::check_role(std::string* error) {
   return true;
 }
 
-read_status ledger_reader::run(pg_session& s, const std::string& tenant, const sql_statement& st, PGresult** keep,
-                               std::string* error) {
+namespace {
+db_result exec_statement(pg_session& s, const sql_statement& st, PGresult** keep) {
+  std::vector<const char*> params;
+  for (const auto& p : st.params) params.push_back(p.c_str());
+  return s.exec(st.text.c_str(), static_cast<int>(params.size()), params.data(), keep);
+}
+}  // namespace
+
+read_status ledger_reader::in_transaction(pg_session& s, const std::string& tenant,
+                                          const std::function<db_result(pg_session&)>& body, std::string* error) {
   if (!plain_tenant(tenant)) return *error = "tenant id", read_status::invalid;
   if (!s.connect(error)) return read_status::unavailable;
   const std::string begin = "BEGIN READ ONLY; SET LOCAL trail.tenant = '" + tenant + "'";
@@ -93,9 +101,7 @@ read_status ledger_reader::run(pg_session& s, const std::string& tenant, const s
     s.exec("ROLLBACK");
     return read_status::unavailable;
   }
-  std::vector<const char*> params;
-  for (const auto& p : st.params) params.push_back(p.c_str());
-  r = s.exec(st.text.c_str(), static_cast<int>(params.size()), params.data(), keep);
+  r = body(s);
   s.exec("ROLLBACK");  // read only: nothing to commit
   if (!r.ok()) {
     *error = r.message;
@@ -104,15 +110,42 @@ read_status ledger_reader::run(pg_session& s, const std::string& tenant, const s
   return read_status::ok;
 }
 
+read_status ledger_reader::run(pg_session& s, const std::string& tenant, const sql_statement& st, PGresult** keep,
+                               std::string* error) {
+  return in_transaction(s, tenant, [&](pg_session& session) { return exec_statement(session, st, keep); }, error);
+}
+
 read_status ledger_reader::list(const event_query& q, page_of_events& out, std::string* error) {
   auto s = take(std::chrono::seconds(5));
   if (!s) return *error = "every reader connection is busy", read_status::unavailable;
   result_ptr res;
-  const read_status st = run(*s, q.tenant, listing_sql(q, kStoredEventColumns), &res.r, error);
-  give_back(std::move(s));
-  if (st != read_status::ok) return st;
-  const int rows = PQntuples(res.r);
-  const int shown = std::min<int>(rows, static_cast<int>(q.page_size));
+  int rows = 0;
+  read_status st;
+  if (plain_catch_up(q)) {
+    // Two steps: the identities' positions, then the events by position.
+    result_ptr ids;
+    st = in_transaction(*s, q.tenant, [&](pg_session& session) {
+      db_result r = exec_statement(session, identity_page_sql(q), &ids.r);
+      if (!r.ok() || PQntuples(ids.r) == 0) return r;
+      const int shown = std::min<int>(PQntuples(ids.r), static_cast<int>(q.page_size));
+      std::string times = "{", seqs = "{";
+      for (int i = 0; i < shown; ++i) {
+        times += std::string(i ? "," : "") + PQgetvalue(ids.r, i, 1);
+        seqs += std::string(i ? "," : "") + PQgetvalue(ids.r, i, 0);
+      }
+      return exec_statement(session, events_by_position_sql(q.tenant, times + "}", seqs + "}", kStoredEventColumns), &res.r);
+    }, error);
+    give_back(std::move(s));
+    if (st != read_status::ok) return st;
+    // One more identity than shown means a next page.
+    rows = res.r ? PQntuples(res.r) + (PQntuples(ids.r) > static_cast<int>(q.page_size) ? 1 : 0) : 0;
+  } else {
+    st = run(*s, q.tenant, listing_sql(q, kStoredEventColumns), &res.r, error);
+    give_back(std::move(s));
+    if (st != read_status::ok) return st;
+    rows = PQntuples(res.r);
+  }
+  const int shown = res.r ? std::min<int>({rows, static_cast<int>(q.page_size), PQntuples(res.r)}) : 0;
   bool ok = true;
   for (int i = 0; i < shown && ok; ++i) {
     if (i) out.events_json.push_back(',');
@@ -134,11 +167,17 @@ read_status ledger_reader::list(const event_query& q, page_of_events& out, std::
 read_status ledger_reader::read(const std::string& tenant, int64_t sequence, stored_event& out, std::string* error) {
   auto s = take(std::chrono::seconds(5));
   if (!s) return *error = "every reader connection is busy", read_status::unavailable;
-  result_ptr res;
-  const read_status st = run(*s, tenant, single_event_sql(tenant, sequence, kStoredEventColumns), &res.r, error);
+  result_ptr where, res;
+  const read_status st = in_transaction(*s, tenant, [&](pg_session& session) {
+    db_result r = exec_statement(session, position_sql(tenant, sequence), &where.r);
+    if (!r.ok() || PQntuples(where.r) == 0) return r;
+    const std::string times = std::string("{") + PQgetvalue(where.r, 0, 1) + "}";
+    return exec_statement(session, events_by_position_sql(tenant, times, "{" + std::to_string(sequence) + "}", kStoredEventColumns),
+                          &res.r);
+  }, error);
   give_back(std::move(s));
   if (st != read_status::ok) return st;
-  if (PQntuples(res.r) == 0) return read_status::not_found;
+  if (!res.r || PQntuples(res.r) == 0) return read_status::not_found;
   return read_stored_event(res.r, 0, out, error) ? read_status::ok : read_status::unavailable;
 }
 

@@ -92,7 +92,10 @@ class ledger_reader {
   friend class export_cursor;
   std::unique_ptr<pg_session> take(std::chrono::milliseconds wait);
   void give_back(std::unique_ptr<pg_session> s);
-  // Runs `statement` in a READ ONLY transaction confined to `tenant`; `keep` gets the rows.
+  // Runs `body` in a READ ONLY transaction confined to `tenant`.
+  read_status in_transaction(pg_session& s, const std::string& tenant, const std::function<db_result(pg_session&)>& body,
+                             std::string* error);
+  // Runs `statement` in such a transaction; `keep` gets the rows.
   read_status run(pg_session& s, const std::string& tenant, const sql_statement& statement, PGresult** keep,
                   std::string* error);
 

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The read side's benchmark -> the "Query API" section of BENCHMARKS.md.
+#
+#   load-tests/query-bench.sh                  10,000,000 events, 1,000 tenants (Zipf 1.1), 32 daily partitions
+#   N=1000000 SECONDS_PER=5 load-tests/query-bench.sh   a quick look
+#
+# A fresh stack of its own (nats-server + PostgreSQL with config/postgresql.conf,
+# under build/query-bench-stack/), the ledger filled through COPY by
+# trail-querybench (not through the pipeline: the point is the reads), traild
+# serving the query API as trail_reader with the meta-audit on (every read
+# publishes its access event, as in production), then 8 keep-alive clients per
+# scenario: first page, filtered pages (actor; resource; action + severity),
+# deep page (page 100 by its token), catch-up page, single get, diff; and an
+# export of the largest tenant beside PostgreSQL's own COPY ... TO of the same
+# rows, in the same run. Needs a built tree (make build).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=$ROOT/build/bin
+N=${N:-10000000}
+CLIENTS=${CLIENTS:-8}
+SECONDS_PER=${SECONDS_PER:-15}
+export STACK_DIR=$ROOT/build/query-bench-stack NATS_PORT=0 NATS_MON_PORT=0 PG_PORT=0
+WORK=$ROOT/build/query-bench-work
+rm -rf "$WORK" && mkdir -p "$WORK"
+"$ROOT/scripts/stack.sh" destroy >/dev/null 2>&1 || true
+"$ROOT/scripts/stack.sh" start >"$WORK/stack.log" 2>&1
+cleanup() {
+  [ -n "${TRAILD:-}" ] && kill "$TRAILD" 2>/dev/null && wait "$TRAILD" 2>/dev/null || true
+  "$ROOT/scripts/stack.sh" destroy >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+set -a
+# shellcheck disable=SC1091
+. "$STACK_DIR/env"
+set +a
+OWNER=$TRAIL_PG_DSN
+"$BIN/traild" --log-level warn migrate
+psql "$OWNER" -XqAtc "SELECT audit.ensure_partitions(current_date - 33, current_date + 1)" >/dev/null
+echo "=== loading $N events through COPY"
+"$BIN/trail-querybench" load --dsn "$OWNER" --events "$N" | tee "$WORK/load.json"
+SIZE=$(psql "$OWNER" -XqAtc "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'audit' AND c.relkind IN ('r', 'i')")
+PARTS=$(psql "$OWNER" -XqAtc "SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit.events'::regclass")
+
+HTTP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export TRAIL_HTTP_ADDR=127.0.0.1:$HTTP_PORT TRAIL_METRICS_ADDR=127.0.0.1:$METRICS_PORT
+export TRAIL_API_PG_DSN=${OWNER/postgres@/trail_reader@} TRAIL_API_JWT_HS256_SECRET=query-bench-secret-0123456789
+export TRAIL_API_PG_CONNECTIONS=$CLIENTS
+TRAIL_PG_DSN=${OWNER/postgres@/trail_ingest@} "$BIN/traild" --log-level warn run 2>"$WORK/traild.log" &
+TRAILD=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null && break; sleep 0.2; done
+TOKEN=$("$BIN/traild" dev-token --tenant '*' --scopes audit:read,audit:export --subject query-bench --ttl 2h)
+
+: >"$WORK/results.jsonl"
+for scenario in first actor resource action_severity deep catchup get diff; do
+  echo "=== $scenario: $CLIENTS clients, $SECONDS_PER s"
+  "$BIN/trail-querybench" run --dsn "$OWNER" --port "$HTTP_PORT" --token "$TOKEN" --scenario "$scenario" \
+    --clients "$CLIENTS" --seconds "$SECONDS_PER" | tee -a "$WORK/results.jsonl"
+done
+
+# Export of the largest tenant, then PostgreSQL's own COPY ... TO of the same rows.
+BIG=$(psql "$OWNER" -XqAtc "SELECT tenant_id FROM audit.tenant_heads ORDER BY last_sequence DESC LIMIT 1")
+ROWS=$(psql "$OWNER" -XqAtc "SELECT count(*) FROM audit.events WHERE tenant_id = '$BIG'")
+echo "=== export of $BIG ($ROWS rows)"
+EXPORT_S=$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $TOKEN" \
+  "http://127.0.0.1:$HTTP_PORT/v1/tenants/$BIG/export?format=csv&source_service=%2F%2Fqb%2Fservice")
+T0=$(date +%s.%N)
+psql "$OWNER" -Xqc "\\copy (SELECT * FROM audit.events WHERE tenant_id = '$BIG' ORDER BY occurred_at, sequence) TO '/dev/null' WITH (FORMAT csv)"
+RAW_S=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+echo "{\"export_rows\": $ROWS, \"export_s\": $EXPORT_S, \"raw_copy_s\": $RAW_S}" | tee "$WORK/export.json"
+
+python3 - "$WORK" "$ROOT/BENCHMARKS.md" "$N" "$CLIENTS" "$SECONDS_PER" "$SIZE" "$PARTS" <<'PY'
+import json, sys, datetime
+work, path, n, clients, secs, size, parts = sys.argv[1:8]
+rows = [json.loads(l) for l in open(work + "/results.jsonl") if l.strip()]
+ex = json.load(open(work + "/export.json"))
+names = {"first": "first page", "actor": "filtered page: actor", "resource": "filtered page: resource",
+         "action_severity": "filtered page: action + severity", "deep": "deep page (page 100, by token)",
+         "catchup": "catch-up page (after_sequence, asc)", "get": "single get", "diff": "diff"}
+by = {r["scenario"]: r for r in rows}
+out = ["<!-- query-bench: begin -->", "## Query API", "",
+       "Generated by `load-tests/query-bench.sh` on %s UTC; do not edit by hand." % datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"),
+       "Ledger: %s events, 1,000 tenants (Zipf 1.1), %s partitions, %s on disk (tables and indexes), loaded through COPY;" % (f"{int(n):,}", parts, size),
+       "traild serves the API as `trail_reader` under row-level security, with the meta-audit on (each read publishes its access event first).",
+       "%s keep-alive clients per scenario, %s s each, pages of 50, tenants drawn from the 50 largest; warm cache. Target: p99 < 10 ms." % (clients, secs), "",
+       "| request | requests/s | p50 ms | p90 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
+for k in ["first", "actor", "resource", "action_severity", "deep", "catchup", "get", "diff"]:
+    r = by.get(k)
+    if r:
+        out.append("| %s | %s | %.2f | %.2f | **%.2f** | %d |" % (names[k], f"{int(r['rps']):,}", r["p50_ms"], r["p90_ms"], r["p99_ms"], r["errors"]))
+if "deep" in by and "first" in by:
+    out += ["", "Deep page ÷ first page, p50: **%.2f**." % (by["deep"]["p50_ms"] / by["first"]["p50_ms"])]
+e_rate = ex["export_rows"] / float(ex["export_s"])
+raw_rate = ex["export_rows"] / float(ex["raw_copy_s"])
+out += ["", "Export of the largest tenant (%s rows, CSV): **%s rows/s**, PostgreSQL's own `COPY (SELECT …) TO` of the same rows %s rows/s: **%.2f** of it." %
+        (f"{ex['export_rows']:,}", f"{int(e_rate):,}", f"{int(raw_rate):,}", e_rate / raw_rate), "",
+        "Reproduce: `load-tests/query-bench.sh` (about 15 minutes); raw results in `build/query-bench-work/`.",
+        "<!-- query-bench: end -->"]
+text = open(path).read()
+b, e = text.find("<!-- query-bench: begin -->"), text.find("<!-- query-bench: end -->")
+section = "\n".join(out)
+if b >= 0 and e > b:
+    text = text[:b] + section + text[e + len("<!-- query-bench: end -->"):]
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(text)
+print("\n".join(out))
+PY

@@ -1,0 +1,271 @@
+// trail-querybench: the read side under load (load-tests/query-bench.sh runs it).
+//
+//   trail-querybench load --dsn DSN --events 10000000 --tenants 1000 --days 32
+//       fills audit.events and audit.event_ids (and the tenant heads) with
+//       synthetic events through COPY, two streams at once: Zipf-skewed
+//       tenants, 200 actors, 5,000 resources of 5 types, 20 actions, a third
+//       of them with a ChangeSet, occurred_at spread over --days daily
+//       partitions, gap-free sequences per tenant in time order.
+//   trail-querybench run --port P --token T --scenario NAME --clients 8 --seconds 15
+//       N keep-alive clients send one scenario's requests as fast as they are
+//       answered; prints requests/s and p50/p90/p99 in ms (one JSON line).
+//
+// Scenarios: first (first page, 50 events), actor, resource, action_severity
+// (filtered pages), deep (page 100 by its token, found by walking 99 pages
+// first, not timed), catchup (after a random sequence, in sequence order),
+// get, diff. Tenants are drawn from the 50 largest, whose pages are full.
+#include <CLI/CLI.hpp>
+#include <httplib.h>
+#include <libpq-fe.h>
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/time.h"
+#include "load-tests/loadgen/generator.h"
+#include "sinks/event_rows.h"
+
+namespace {
+
+std::string tenant_name(int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "qb-tenant-%04d", i);
+  return buf;
+}
+
+constexpr const char* kActions[] = {"user.login",   "user.logout",  "user.create",  "user.delete",   "role.grant",
+                                    "role.revoke",  "doc.read",     "doc.update",   "doc.delete",    "doc.share",
+                                    "plan.change",  "invoice.pay",  "invoice.void", "key.rotate",    "key.create",
+                                    "org.update",   "sso.configure", "export.run",  "project.archive", "project.create"};
+constexpr const char* kResourceTypes[] = {"doc", "user", "org", "invoice", "project"};
+constexpr const char* kSeverities[] = {"SEVERITY_INFO", "SEVERITY_INFO", "SEVERITY_INFO", "SEVERITY_NOTICE", "SEVERITY_WARNING",
+                                       "SEVERITY_ERROR"};
+
+bool copy_rows(PGconn* c, const char* statement, const std::string& rows) {
+  PGresult* r = PQexec(c, statement);
+  const bool in = PQresultStatus(r) == PGRES_COPY_IN;
+  PQclear(r);
+  if (!in) return false;
+  if (PQputCopyData(c, rows.data(), static_cast<int>(rows.size())) != 1 || PQputCopyEnd(c, nullptr) != 1) return false;
+  bool ok = true;
+  while ((r = PQgetResult(c)) != nullptr) {
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      std::fprintf(stderr, "COPY: %s", PQresultErrorMessage(r));
+      ok = false;
+    }
+    PQclear(r);
+  }
+  return ok;
+}
+
+int load(const std::string& dsn, int64_t events, int tenants, int days, double zipf) {
+  const int64_t t0 = trail::now_unix_us() / 86400000000LL * 86400000000LL - static_cast<int64_t>(days - 1) * 86400000000LL;
+  const int64_t span = static_cast<int64_t>(days) * 86400000000LL - 1;
+  std::vector<int64_t> heads(tenants, 0);
+  trail::loadgen::zipf_sampler pick(tenants, zipf);
+  std::mt19937_64 rng(20261124);
+  // Two writers (even and odd tenants), each COPYing in chunks on its own connection.
+  struct stream {
+    PGconn* c = nullptr;
+    std::string ev, ids;
+    std::thread worker;
+  } streams[2];
+  for (auto& s : streams) {
+    s.c = PQconnectdb(dsn.c_str());
+    if (PQstatus(s.c) != CONNECTION_OK) {
+      std::fprintf(stderr, "cannot connect: %s", PQerrorMessage(s.c));
+      return 1;
+    }
+  }
+  std::atomic<bool> failed{false};
+  auto flush = [&failed](stream& s) {
+    if (s.worker.joinable()) s.worker.join();
+    s.worker = std::thread([&s, &failed, ev = std::move(s.ev), ids = std::move(s.ids)] {
+      if (!copy_rows(s.c,
+                     "COPY audit.events (sequence, tenant_id, occurred_at, ce_source, ce_id, ce_type, ingest_mode, action, "
+                     "category, severity, actor_type, actor_id, resource_type, resource_id, changes, description, "
+                     "source_service, request_id) FROM STDIN",
+                     ev) ||
+          !copy_rows(s.c, "COPY audit.event_ids (tenant_id, id_digest, ce_source, ce_id, sequence, occurred_at) FROM STDIN", ids))
+        failed = true;
+    });
+    s.ev.clear();
+    s.ids.clear();
+  };
+  const auto started = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < events && !failed; ++i) {
+    const int t = pick(rng);
+    const std::string tenant = tenant_name(t);
+    const int64_t seq = ++heads[t];
+    const std::string when = trail::format_rfc3339_us(t0 + span * i / events);
+    const std::string id = "qb-" + std::to_string(i);
+    const char* action = kActions[rng() % 20];
+    const int rt = static_cast<int>(rng() % 5);
+    const std::string resource = std::string(kResourceTypes[rt]) + "-" + std::to_string(rng() % 1000);
+    const std::string actor = "u-" + std::to_string(rng() % 200);
+    const bool changes = rng() % 3 == 0;
+    stream& s = streams[t % 2];
+    s.ev += std::to_string(seq) + '\t' + tenant + '\t' + when + "\t//qb/service\t" + id + "\tcom.example.audit\tstructured\t" +
+            action + "\tCATEGORY_DATA\t" + kSeverities[rng() % 6] + "\tACTOR_TYPE_USER\t" + actor + '\t' +
+            kResourceTypes[rt] + '\t' + resource + '\t' +
+            (changes ? "{\"old_value\": {\"plan\": \"basic\", \"limits\": {\"seats\": 5}}, \"new_value\": {\"plan\": \"pro\", "
+                       "\"limits\": {\"seats\": 10}}, \"changed_fields\": [\"limits\", \"plan\"]}"
+                     : "\\N") +
+            "\tsynthetic event for the query benchmark, about as long as a real description\t//qb/service\treq-" +
+            std::to_string(i) + '\n';
+    s.ids += tenant + '\t' + trail::digest_hex(trail::identity_digest("//qb/service", id)) + "\t//qb/service\t" + id + '\t' +
+             std::to_string(seq) + '\t' + when + '\n';
+    if (s.ev.size() > (32u << 20)) flush(s);
+    if (i % 1000000 == 999999)
+      std::fprintf(stderr, "querybench: %lld events loaded (%.0f s)\n", static_cast<long long>(i + 1),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  }
+  for (auto& s : streams) flush(s);
+  for (auto& s : streams)
+    if (s.worker.joinable()) s.worker.join();
+  std::string heads_rows;
+  for (int t = 0; t < tenants; ++t)
+    if (heads[t]) heads_rows += tenant_name(t) + '\t' + std::to_string(heads[t]) + "\t\\N\n";
+  if (failed || !copy_rows(streams[0].c, "COPY audit.tenant_heads (tenant_id, last_sequence, updated_at) FROM STDIN", heads_rows))
+    return 1;
+  PQclear(PQexec(streams[0].c, "ANALYZE audit.events"));
+  PQclear(PQexec(streams[0].c, "ANALYZE audit.event_ids"));
+  for (auto& s : streams) PQfinish(s.c);
+  std::printf("{\"loaded\": %lld, \"seconds\": %.1f}\n", static_cast<long long>(events),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  return 0;
+}
+
+struct target {
+  std::string tenant;
+  int64_t head = 0;
+  std::string deep_token;  // page 100's token
+};
+
+int run(int port, const std::string& token, const std::string& scenario, int clients, double seconds,
+        const std::vector<target>& targets) {
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<double>> lat(clients);
+  std::vector<int> errors(clients, 0);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      httplib::Client cli("127.0.0.1", port);
+      cli.set_keep_alive(true);
+      cli.set_tcp_nodelay(true);
+      cli.set_read_timeout(30, 0);
+      const httplib::Headers h{{"Authorization", "Bearer " + token}};
+      std::mt19937_64 rng(c * 7919 + 1);
+      while (!stop) {
+        const target& t = targets[rng() % targets.size()];
+        const std::string base = "/v1/tenants/" + t.tenant + "/events";
+        std::string path;
+        if (scenario == "first") path = base + "?page_size=50";
+        else if (scenario == "actor") path = base + "?page_size=50&actor_id=u-" + std::to_string(rng() % 200);
+        else if (scenario == "resource") {
+          const int rt = static_cast<int>(rng() % 5);
+          path = base + "?page_size=50&resource_type=" + kResourceTypes[rt] + "&resource_id=" + kResourceTypes[rt] + "-" +
+                 std::to_string(rng() % 1000);
+        } else if (scenario == "action_severity")
+          path = base + "?page_size=50&actions=" + kActions[rng() % 20] + "&severities=info,notice";
+        else if (scenario == "deep") path = base + "?page_size=50&page_token=" + t.deep_token;
+        else if (scenario == "catchup")
+          path = base + "?order=asc&page_size=50&after_sequence=" + std::to_string(rng() % std::max<int64_t>(1, t.head - 50));
+        else if (scenario == "get") path = base + "/" + std::to_string(1 + rng() % t.head);
+        else if (scenario == "diff") path = base + "/" + std::to_string(1 + rng() % t.head) + "/diff";
+        const auto t0 = std::chrono::steady_clock::now();
+        auto res = cli.Get(path.c_str(), h);
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        if (!res || res->status != 200) {
+          ++errors[c];
+          if (errors[c] < 3) std::fprintf(stderr, "querybench: %s -> %d\n", path.c_str(), res ? res->status : -1);
+          continue;
+        }
+        lat[c].push_back(ms);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  std::vector<double> all;
+  int errs = 0;
+  for (int c = 0; c < clients; ++c) {
+    all.insert(all.end(), lat[c].begin(), lat[c].end());
+    errs += errors[c];
+  }
+  std::sort(all.begin(), all.end());
+  auto pct = [&all](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))]; };
+  std::printf("{\"scenario\": \"%s\", \"clients\": %d, \"requests\": %zu, \"errors\": %d, \"rps\": %.0f, \"p50_ms\": %.2f, "
+              "\"p90_ms\": %.2f, \"p99_ms\": %.2f}\n",
+              scenario.c_str(), clients, all.size(), errs, all.size() / seconds, pct(0.5), pct(0.9), pct(0.99));
+  return errs > static_cast<int>(all.size() / 100) ? 1 : 0;
+}
+
+// The 50 largest tenants with their heads, and for the deep scenario the
+// token of their page 100 (walked once, not timed).
+std::vector<target> targets_of(const std::string& dsn, int port, const std::string& token, bool deep) {
+  std::vector<target> out;
+  PGconn* c = PQconnectdb(dsn.c_str());
+  PGresult* r = PQexec(c, "SELECT tenant_id, last_sequence FROM audit.tenant_heads WHERE tenant_id LIKE 'qb-%' "
+                          "ORDER BY last_sequence DESC LIMIT 50");
+  for (int i = 0; i < PQntuples(r); ++i) out.push_back({PQgetvalue(r, i, 0), std::stoll(PQgetvalue(r, i, 1)), {}});
+  PQclear(r);
+  PQfinish(c);
+  if (!deep) return out;
+  httplib::Client cli("127.0.0.1", port);
+  const httplib::Headers h{{"Authorization", "Bearer " + token}};
+  for (auto& t : out) {
+    std::string next;
+    for (int page = 1; page < 100; ++page) {
+      auto res = cli.Get(("/v1/tenants/" + t.tenant + "/events?page_size=50" +
+                          (next.empty() ? "" : "&page_token=" + next)).c_str(), h);
+      rapidjson::Document d;
+      if (!res || res->status != 200 || d.Parse(res->body.c_str()).HasParseError() || !d["next_page_token"].IsString()) break;
+      next = d["next_page_token"].GetString();
+    }
+    t.deep_token = next;
+  }
+  out.erase(std::remove_if(out.begin(), out.end(), [](const target& t) { return t.deep_token.empty(); }), out.end());
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"trail-querybench: the read side under load"};
+  app.require_subcommand(1);
+  std::string dsn;
+  int64_t events = 10000000;
+  int tenants = 1000, days = 32, port = 8080, clients = 8;
+  double zipf = 1.1, seconds = 15;
+  std::string token, scenario = "first";
+  auto* load_cmd = app.add_subcommand("load", "fill the ledger with synthetic events through COPY");
+  load_cmd->add_option("--dsn", dsn, "PostgreSQL (the schema's owner)")->required();
+  load_cmd->add_option("--events", events);
+  load_cmd->add_option("--tenants", tenants);
+  load_cmd->add_option("--days", days);
+  load_cmd->add_option("--zipf", zipf);
+  auto* run_cmd = app.add_subcommand("run", "one scenario against a running traild");
+  run_cmd->add_option("--dsn", dsn, "PostgreSQL, to find the largest tenants")->required();
+  run_cmd->add_option("--port", port);
+  run_cmd->add_option("--token", token, "audit:read for every tenant (tenant_id \"*\")")->required();
+  run_cmd->add_option("--scenario", scenario, "first, actor, resource, action_severity, deep, catchup, get, diff");
+  run_cmd->add_option("--clients", clients);
+  run_cmd->add_option("--seconds", seconds);
+  CLI11_PARSE(app, argc, argv);
+  if (load_cmd->parsed()) return load(dsn, events, tenants, days, zipf);
+  const auto targets = targets_of(dsn, port, token, scenario == "deep");
+  if (targets.empty()) {
+    std::fprintf(stderr, "querybench: no tenants to query (load first)\n");
+    return 1;
+  }
+  return run(port, token, scenario, clients, seconds, targets);
+}
