@@ -139,6 +139,32 @@ read_status ledger_reader::list(const event_query& q, page_of_events& out, std::
     if (st != read_status::ok) return st;
     // One more identity than shown means a next page.
     rows = res.r ? PQntuples(res.r) + (PQntuples(ids.r) > static_cast<int>(q.page_size) ? 1 : 0) : 0;
+  } else if (!q.by_sequence) {
+    // Newest first: a window of recent days is tried before the whole range,
+    // so that PostgreSQL plans and starts only the partitions it covers (a
+    // query without a time bound starts every daily partition's index). The
+    // window reaches back from the page's position (or now); rows newer than
+    // it are always inside it, so a full page from the window is the page.
+    st = in_transaction(*s, q.tenant, [&](pg_session& session) {
+      static constexpr int64_t kDayUs = 86400LL * 1000000;
+      const int64_t anchor = q.after ? q.after->occurred_at_us : now_unix_us();
+      db_result r;
+      for (const int64_t days : {1, 8, 0}) {
+        event_query windowed = q;
+        if (days > 0) {
+          const int64_t from = anchor - days * kDayUs;
+          if (q.from_us && *q.from_us >= from) continue;  // the request's own range is narrower
+          windowed.from_us = from;
+        }
+        if (res.r) PQclear(std::exchange(res.r, nullptr));
+        r = exec_statement(session, listing_sql(windowed, kStoredEventColumns), &res.r);
+        if (!r.ok() || days == 0 || PQntuples(res.r) > static_cast<int>(q.page_size)) break;
+      }
+      return r;
+    }, error);
+    give_back(std::move(s));
+    if (st != read_status::ok) return st;
+    rows = PQntuples(res.r);
   } else {
     st = run(*s, q.tenant, listing_sql(q, kStoredEventColumns), &res.r, error);
     give_back(std::move(s));

@@ -53,6 +53,12 @@ bool event_publisher::publish(const std::string& subject, std::string_view body,
                               const std::string& msg_id, std::string* error) {
   jsCtx* js = context(error);
   if (!js) return false;
+  // While nats.c reconnects it would buffer the message and wait out the
+  // whole PubAck timeout: a request is answered at once instead.
+  if (natsConnection_Status(nc_) != NATS_CONN_STATUS_CONNECTED) {
+    *error = "not connected to NATS (reconnecting)";
+    return false;
+  }
   natsMsg* msg = nullptr;
   if (natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())) != NATS_OK) {
     *error = "cannot build the message";
