@@ -234,6 +234,10 @@ void query_routes::install_writes(httplib::Server& server) {
       return;
     }
     const std::string key = req.get_header_value("Idempotency-Key");
+    if (key.size() > 200) {  // each bare event's id is "<key>:<index>", at most 256 bytes
+      send_error(res, 400, "invalid_idempotency_key", "Idempotency-Key: at most 200 bytes for a batch");
+      return;
+    }
     std::vector<submission> subs(list.Size());
     std::vector<std::optional<refusal>> refused(list.Size());
     std::vector<submission*> valid;

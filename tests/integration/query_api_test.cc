@@ -541,6 +541,10 @@ TEST_CASE("synchronous writes answer after COMMIT, exactly once under retries", 
   CHECK(results[3]["status"].GetInt() == 200);  // stored by the first request
   CHECK(results[3]["sequence"].GetInt64() == seq);
   CHECK(send(port, "/v1/tenants/acme/events:batch", writer, "[]", {}, "application/json").status == 400);
+  CHECK(send(port, "/v1/tenants/acme/events:batch", writer, "[" + bare + "]", {{"Idempotency-Key", std::string(201, 'k')}},
+             "application/json").status == 400);
+  CHECK(send(port, "/v1/tenants/acme/events", writer, bare, {{"Idempotency-Key", std::string(257, 'k')}}, "application/json")
+            .status == 400);
   CHECK(check.count("SELECT count(*) FROM audit.events WHERE tenant_id = 'acme' AND ce_source <> 'trail:api' OR tenant_id = 'acme' AND ce_id = 'del-u-9'") == 5);
   CHECK(t.stop() == 0);
 }
