@@ -251,6 +251,14 @@ sql_statement export_sql(const event_query& q, const char* columns) {
   return s;
 }
 
+sql_statement csv_copy_sql(const event_query& q, const std::string& select_list) {
+  sql_statement s;
+  s.text = "COPY (SELECT " + select_list + " FROM audit.events e WHERE e.tenant_id = " + bind(s, q.tenant);
+  append_filters(q, s);
+  s.text += " ORDER BY e.occurred_at, e.sequence) TO STDOUT WITH (FORMAT csv, HEADER)";
+  return s;
+}
+
 bool plain_catch_up(const event_query& q) {
   return q.by_sequence && q.severities.empty() && q.categories.empty() && q.actions.empty() && q.equals.empty() &&
          !q.from_us && !q.to_us;

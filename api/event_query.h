@@ -65,6 +65,11 @@ sql_statement listing_sql(const event_query& q, const char* stored_event_columns
 // no limit: an export streams it.
 sql_statement export_sql(const event_query& q, const char* stored_event_columns);
 
+// The same rows as export_sql as one COPY … TO STDOUT (FORMAT csv, HEADER)
+// of `select_list`. COPY takes no parameters: the caller inlines `params` as
+// escaped literals (PQescapeLiteral) in place of $1, $2, ….
+sql_statement csv_copy_sql(const event_query& q, const std::string& select_list);
+
 // Lookups in two steps, so that PostgreSQL prunes audit.events to the
 // partitions that hold the rows at planning time (a join from audit.event_ids
 // would plan and probe every daily partition): first the identities'

@@ -6,81 +6,63 @@
 namespace trail {
 namespace {
 
-using F = event_field;
-
-// The columns after sequence, occurred_at and recorded_at, in order.
-constexpr std::pair<const char*, F> kColumns[] = {
-    {"tenant_id", F::tenant_id},
-    {"ce_source", F::ce_source},
-    {"ce_id", F::ce_id},
-    {"ce_type", F::ce_type},
-    {"ce_subject", F::ce_subject},
-    {"action", F::action},
-    {"category", F::category},
-    {"severity", F::severity},
-    {"actor_type", F::actor_type},
-    {"actor_id", F::actor_id},
-    {"actor_display_name", F::actor_display_name},
-    {"actor_ip", F::actor_ip},
-    {"actor_user_agent", F::actor_user_agent},
-    {"actor_session_id", F::actor_session_id},
-    {"resource_type", F::resource_type},
-    {"resource_id", F::resource_id},
-    {"related_resources", F::related_resources},
-    {"changes", F::changes},
-    {"outcome_status", F::outcome_status},
-    {"outcome_error_code", F::outcome_error_code},
-    {"description", F::description},
-    {"metadata", F::metadata},
-    {"correlation_id", F::correlation_id},
-    {"request_id", F::request_id},
-    {"source_service", F::source_service},
-    {"trace_id", F::trace_id},
-};
-
-void field(std::string_view v, std::string& out) {
-  if (v.find_first_of(",\"\r\n") == std::string_view::npos) {
-    out.append(v);
-    return;
-  }
-  out.push_back('"');
-  for (char c : v) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  out.push_back('"');
-}
+constexpr const char* kUtc = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
 
 }  // namespace
 
-const std::string& csv_header() {
-  static const std::string header = [] {
-    std::string h = "sequence,occurred_at,recorded_at,ingest_mode";
-    for (const auto& [name, f] : kColumns) h += std::string(",") + name;
-    return h + ",extra\r\n";
+const std::string& csv_select_list() {
+  static const std::string list = [] {
+    auto utc = [](const char* column) { return std::string("to_char(e.") + column + " AT TIME ZONE 'UTC', " + kUtc + ")"; };
+    const std::pair<std::string, std::string> columns[] = {
+        {"sequence", "e.sequence"},
+        {"occurred_at", utc("occurred_at")},
+        {"recorded_at", utc("recorded_at")},
+        {"ingest_mode", "e.ingest_mode"},
+        {"tenant_id", "e.tenant_id"},
+        {"ce_source", "e.ce_source"},
+        {"ce_id", "e.ce_id"},
+        {"ce_type", "e.ce_type"},
+        {"ce_subject", "e.ce_subject"},
+        {"action", "e.action"},
+        {"category", "e.category"},
+        {"severity", "e.severity"},
+        {"actor_type", "e.actor_type"},
+        {"actor_id", "e.actor_id"},
+        {"actor_display_name", "e.actor_display_name"},
+        {"actor_ip", "host(e.actor_ip)"},
+        {"actor_user_agent", "e.actor_user_agent"},
+        {"actor_session_id", "e.actor_session_id"},
+        {"resource_type", "e.resource_type"},
+        {"resource_id", "e.resource_id"},
+        {"related_resources", "e.related_resources"},
+        {"changes", "e.changes"},
+        {"outcome_status", "e.outcome_status"},
+        {"outcome_error_code", "e.outcome_error_code"},
+        {"description", "e.description"},
+        {"metadata", "e.metadata"},
+        {"correlation_id", "e.correlation_id"},
+        {"request_id", "e.request_id"},
+        {"source_service", "e.source_service"},
+        {"trace_id", "e.trace_id"},
+        {"extra", "e.extra"},
+    };
+    std::string out;
+    for (const auto& [name, expr] : columns) out += (out.empty() ? "" : ", ") + expr + " AS " + name;
+    return out;
   }();
-  return header;
+  return list;
 }
 
-void append_csv_row(const stored_event& ev, std::string& out) {
-  out += std::to_string(ev.sequence);
-  out.push_back(',');
-  out.append(ev.event.get(F::occurred_at));
-  out.push_back(',');
-  out += format_rfc3339_us(ev.recorded_at_us);
-  out.push_back(',');
-  out += to_string(ev.event.mode);
-  for (const auto& [name, f] : kColumns) {
-    out.push_back(',');
-    field(ev.event.get(f), out);
+void crlf_records::convert(std::string_view in, std::string& out) {
+  for (char c : in) {
+    if (c == '"') quoted_ = !quoted_;  // a doubled quote toggles twice
+    if (c == '\n' && !quoted_) {
+      out += "\r\n";
+      ++records_;
+      continue;
+    }
+    out.push_back(c);
   }
-  out.push_back(',');
-  if (has_extra(ev.event)) {
-    std::string extra;
-    render_extra(ev.event, extra);
-    field(extra, out);
-  }
-  out += "\r\n";
 }
 
 void append_ndjson_row(const stored_event& ev, std::string& out) {

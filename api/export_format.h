@@ -1,10 +1,12 @@
 #pragma once
-// The rows of an export, rendered from stored events (pure):
-//   - NDJSON: one committed CloudEvent per line, as the listing shows them;
-//   - CSV (RFC 4180): a header row, then one row per event, CRLF line ends,
-//     a field quoted when it holds a comma, a quote, CR or LF (quotes doubled);
-//     JSON columns (related_resources, changes, metadata, extra) as
-//     serialized JSON; absent values as empty fields.
+// The rows of an export (pure):
+//   - NDJSON: one committed CloudEvent per line, as the listing shows them,
+//     rendered from stored events;
+//   - CSV (RFC 4180): PostgreSQL's own COPY … TO (FORMAT csv, HEADER) of
+//     `csv_select_list()` — a header row, a field quoted when it holds a
+//     comma, a quote, CR or LF (quotes doubled), JSON columns as serialized
+//     JSON, absent values empty — with its LF record ends turned into CRLF by
+//     `crlf_records`.
 
 #include <string>
 
@@ -14,9 +16,23 @@ namespace trail {
 
 enum class export_format { csv, ndjson };
 
-// The CSV header row (with its CRLF).
-const std::string& csv_header();
-void append_csv_row(const stored_event& ev, std::string& out);
 void append_ndjson_row(const stored_event& ev, std::string& out);
+
+// The SELECT list of a CSV export: every stored column, timestamps as RFC
+// 3339 in UTC with microseconds, under the header names the CSV carries.
+const std::string& csv_select_list();
+
+// Turns the LF that ends each CSV record into CRLF, leaving line breaks
+// inside quoted fields alone; fed chunk by chunk (a quote may span chunks).
+// Counts the records it ended.
+class crlf_records {
+ public:
+  void convert(std::string_view in, std::string& out);
+  size_t records() const { return records_; }
+
+ private:
+  bool quoted_ = false;
+  size_t records_ = 0;
+};
 
 }  // namespace trail

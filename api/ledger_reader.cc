@@ -255,7 +255,29 @@ bool export_cursor::stream(const std::function<bool(std::string_view)>& sink, st
   PGconn* c = session_->raw();
   std::string buf;
   buf.reserve(2 * kChunk);
-  if (format_ == export_format::csv) buf = csv_header();
+  if (copy_) {
+    // PostgreSQL renders the CSV; Trail only turns its record ends into CRLF.
+    crlf_records crlf;
+    char* data = nullptr;
+    int n = 0;
+    while ((n = PQgetCopyData(c, &data, 0)) > 0) {
+      crlf.convert(std::string_view(data, static_cast<size_t>(n)), buf);
+      PQfreemem(data);
+      if (buf.size() >= kChunk) {
+        if (!sink(buf)) return *error = "the client went away", false;
+        buf.clear();
+      }
+    }
+    if (n == -2) return *error = PQerrorMessage(c), false;
+    bool ok = true;
+    for (PGresult* r; (r = PQgetResult(c)) != nullptr; PQclear(r))
+      if (PQresultStatus(r) != PGRES_COMMAND_OK) ok = false, *error = PQresultErrorMessage(r);
+    if (!ok) return false;
+    rows_ = crlf.records() > 0 ? crlf.records() - 1 : 0;  // the header is a record too
+    if (!buf.empty() && !sink(buf)) return *error = "the client went away", false;
+    finished_ = true;
+    return true;
+  }
   stored_event ev;
   PGresult* r = std::exchange(first_, nullptr);
   while (r || (r = PQgetResult(c)) != nullptr) {
@@ -265,7 +287,7 @@ bool export_cursor::stream(const std::function<bool(std::string_view)>& sink, st
         PQclear(r);
         return false;
       }
-      format_ == export_format::csv ? append_csv_row(ev, buf) : append_ndjson_row(ev, buf);
+      append_ndjson_row(ev, buf);
       ++rows_;
     } else if (st != PGRES_TUPLES_OK) {
       *error = PQresultErrorMessage(r);
@@ -298,10 +320,41 @@ read_status ledger_reader::open_export(const event_query& q, export_format f, st
                             "'; SET LOCAL statement_timeout = '1h'";
   const db_result r = session.exec(begin.c_str());
   if (!r.ok()) return *error = r.message, read_status::unavailable;
+  PGconn* c = session.raw();
+  if (f == export_format::csv) {
+    // COPY takes no parameters: each $n is replaced by its value as an
+    // escaped literal, in one pass over the statement Trail built (whose own
+    // text holds no '$'), so a value's own "$1" is never read as a marker.
+    const sql_statement st = csv_copy_sql(q, csv_select_list());
+    std::string text;
+    for (size_t i = 0; i < st.text.size();) {
+      if (st.text[i] != '$') {
+        text.push_back(st.text[i++]);
+        continue;
+      }
+      size_t j = i + 1, n = 0;
+      while (j < st.text.size() && st.text[j] >= '0' && st.text[j] <= '9') n = n * 10 + static_cast<size_t>(st.text[j++] - '0');
+      if (n == 0 || n > st.params.size()) return *error = "a malformed export statement", read_status::invalid;
+      char* lit = PQescapeLiteral(c, st.params[n - 1].data(), st.params[n - 1].size());
+      if (!lit) return *error = PQerrorMessage(c), read_status::unavailable;
+      text += lit;
+      PQfreemem(lit);
+      i = j;
+    }
+    if (!PQsendQuery(c, text.c_str())) return *error = PQerrorMessage(c), read_status::unavailable;
+    cur->first_ = PQgetResult(c);
+    if (!cur->first_ || PQresultStatus(cur->first_) != PGRES_COPY_OUT) {
+      *error = cur->first_ ? PQresultErrorMessage(cur->first_) : PQerrorMessage(c);
+      return read_status::unavailable;
+    }
+    PQclear(std::exchange(cur->first_, nullptr));
+    cur->copy_ = true;
+    out = std::move(cur);
+    return read_status::ok;
+  }
   const sql_statement st = export_sql(q, kStoredEventColumns);
   std::vector<const char*> params;
   for (const auto& p : st.params) params.push_back(p.c_str());
-  PGconn* c = session.raw();
   if (!PQsendQueryParams(c, st.text.c_str(), static_cast<int>(params.size()), nullptr, params.data(), nullptr, nullptr, 0) ||
       !PQsetSingleRowMode(c))
     return *error = PQerrorMessage(c), read_status::unavailable;

@@ -58,6 +58,7 @@ class export_cursor {
   std::unique_ptr<pg_session> session_;
   export_format format_;
   PGresult* first_ = nullptr;  // the first row (or the end), read before any byte is sent
+  bool copy_ = false;          // CSV: PostgreSQL's COPY … TO, passed through
   bool finished_ = false;
   size_t rows_ = 0;
 };

@@ -249,6 +249,10 @@ TEST_CASE("query API: authentication, tenant isolation, keyset paging, filters, 
     size_t rows = 0;
     for (size_t at = 0; (at = csv.body.find("\r\n", at)) != std::string::npos; at += 2) ++rows;
     CHECK(rows == kEvents + 1);  // the header and one line per event (no field here holds a line break)
+    // A filter value with a quote and a "$1" stays a value (COPY inlines it as an escaped literal).
+    reply odd = get(port, "/v1/tenants/acme/export?format=csv&actor_id=it%27s%20%241%27%29%3B", exporter);
+    REQUIRE(odd.status == 200);
+    CHECK(odd.body.find("\r\n") == odd.body.size() - 2);  // the header alone
   }
 
   SECTION("catch-up by sequence returns every sequence once, in order") {

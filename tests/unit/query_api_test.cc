@@ -352,45 +352,26 @@ TEST_CASE("diffs: a created object lists its leaves, an event without changes sa
 }
 
 #include "api/export_format.h"
-#include "common/record.h"
-#include "decode/event_decoder.h"
-#include "tests/unit/defaults.h"
 
-TEST_CASE("CSV export rows follow RFC 4180: quoted when needed, quotes doubled, CRLF", "[api][export]") {
-  inbound_message in;
-  const std::string body = R"({"specversion":"1.0","id":"e1","source":"s","type":"t","time":"2026-11-20T10:00:00Z","data":{)"
-                           R"("tenant_id":"acme","action":"a","actor":{"type":"user","id":"u,1"},"primary_resource":{"type":"doc","id":"d"},)"
-                           R"("description":"said \"hi\"\nthen left","metadata":{"k":"v"}}})";
-  in.data = body;
-  in.stream_seq = 1;
-  in.stream_time_us = 1763800000000000LL;
-  event_decoder d(testing::default_decoder_limits());
-  auto out = d.decode(in.view());
-  REQUIRE_FALSE(out.rejected);
-  REQUIRE(out.events.size() == 1);
-  stored_event ev;
-  ev.event = std::move(out.events[0]);
-  ev.sequence = 12;
-  ev.recorded_at_us = 1763800000000001LL;
-  std::string row;
-  append_csv_row(ev, row);
-  CHECK(row.rfind("12,2026-11-20T10:00:00.000000Z,2025-11-22T08:26:40.000001Z,structured,acme,s,e1,t,,a,", 0) == 0);
-  CHECK_THAT(row, Catch::Contains(",\"u,1\","));
-  CHECK_THAT(row, Catch::Contains(",\"said \"\"hi\"\"\nthen left\","));
-  CHECK_THAT(row, Catch::Contains(",\"{\"\"k\"\":\"\"v\"\"}\","));
-  CHECK(row.size() > 2);
-  CHECK(row.substr(row.size() - 2) == "\r\n");
-  // As many fields as the header names.
-  size_t fields = 1;
-  bool quoted = false;
-  for (char c : row.substr(0, row.size() - 2)) {
-    if (c == '"') quoted = !quoted;
-    else if (c == ',' && !quoted) ++fields;
-  }
-  const std::string& header = csv_header();
-  CHECK(fields == static_cast<size_t>(std::count(header.begin(), header.end(), ',')) + 1);
-  std::string line;
-  append_ndjson_row(ev, line);
-  CHECK(line.back() == '\n');
-  CHECK(std::count(line.begin(), line.end(), '\n') == 1);  // the description's line break is escaped
+TEST_CASE("CSV export: LF record ends become CRLF, line breaks inside quoted fields stay", "[api][export]") {
+  crlf_records crlf;
+  std::string out;
+  // A quoted field spanning two chunks, with a doubled quote and a line break inside.
+  crlf.convert("sequence,description\n1,\"said \"\"hi\"\"\nthen", out);
+  crlf.convert(" left\",x\n2,plain\n", out);
+  CHECK(out == "sequence,description\r\n1,\"said \"\"hi\"\"\nthen left\",x\r\n2,plain\r\n");
+  CHECK(crlf.records() == 3);
+}
+
+TEST_CASE("CSV export: the select list names every column under its header name", "[api][export]") {
+  const std::string& list = csv_select_list();
+  for (const char* name : {"AS sequence", "AS occurred_at", "AS recorded_at", "AS ingest_mode", "AS tenant_id", "AS actor_ip",
+                           "AS changes", "AS extra"})
+    CHECK_THAT(list, Catch::Contains(name));
+  CHECK_THAT(list, Catch::Contains("host(e.actor_ip)"));
+  event_query q;
+  REQUIRE_FALSE(parse_event_query(params({{"actor_id", "it's $1"}}), "acme", kNowUs, q));
+  const sql_statement s = csv_copy_sql(q, list);
+  CHECK_THAT(s.text, Catch::StartsWith("COPY (SELECT ") && Catch::EndsWith("TO STDOUT WITH (FORMAT csv, HEADER)"));
+  CHECK(s.params == std::vector<std::string>{"acme", "it's $1"});  // values stay parameters until the connection escapes them
 }
