@@ -51,8 +51,20 @@ TRAILD=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null && break; sleep 0.2; done
 TOKEN=$("$BIN/traild" dev-token --tenant '*' --scopes audit:read,audit:export --subject query-bench --ttl 2h)
 
+# Every read publishes its access event, which traild then ingests: each
+# measurement starts once that backlog is stored, so that none pays for the
+# one before it.
+settle() {
+  for _ in $(seq 240); do
+    M=$(curl -s "http://127.0.0.1:$METRICS_PORT/metrics")
+    echo "$M" | grep -q '^trail_consumer_pending_messages 0$' && echo "$M" | grep -q '^trail_consumer_ack_pending_messages 0$' && return 0
+    sleep 0.5
+  done
+  echo "query-bench: the access events did not settle" >&2
+}
 : >"$WORK/results.jsonl"
 for scenario in first actor resource action_severity deep catchup get diff; do
+  settle
   echo "=== $scenario: $CLIENTS clients, $SECONDS_PER s"
   "$BIN/trail-querybench" run --dsn "$OWNER" --port "$HTTP_PORT" --token "$TOKEN" --scenario "$scenario" \
     --clients "$CLIENTS" --seconds "$SECONDS_PER" | tee -a "$WORK/results.jsonl"
@@ -62,6 +74,7 @@ done
 BIG=$(psql "$OWNER" -XqAtc "SELECT tenant_id FROM audit.tenant_heads ORDER BY last_sequence DESC LIMIT 1")
 ROWS=$(psql "$OWNER" -XqAtc "SELECT count(*) FROM audit.events WHERE tenant_id = '$BIG'")
 echo "=== export of $BIG ($ROWS rows)"
+settle
 EXPORT_S=$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $TOKEN" \
   "http://127.0.0.1:$HTTP_PORT/v1/tenants/$BIG/export?format=csv&source_service=%2F%2Fqb%2Fservice")
 T0=$(date +%s.%N)
