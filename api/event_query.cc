@@ -115,6 +115,14 @@ void append_filters(const event_query& q, sql_statement& s) {
 
 }  // namespace
 
+bool valid_tenant_id(const std::string& t) {
+  if (t.empty() || t.size() > 128) return false;
+  for (char c : t)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == ':' || c == '-'))
+      return false;
+  return true;
+}
+
 std::optional<query_error> parse_event_query(const std::multimap<std::string, std::string>& params,
                                              const std::string& tenant, int64_t now_us, event_query& out) {
   out = event_query{};

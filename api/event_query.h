@@ -34,6 +34,10 @@ struct event_query {
   std::string page_token;              // as given (decoded by the caller, which holds the key)
 };
 
+// [A-Za-z0-9_:-], 1–128 bytes: what the ingest side accepts as a tenant id
+// (and what may be quoted into SET LOCAL trail.tenant).
+bool valid_tenant_id(const std::string& t);
+
 struct query_error {
   std::string code;  // "invalid_parameter", "unknown_parameter", "invalid_page_token"
   std::string message;

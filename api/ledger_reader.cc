@@ -14,17 +14,6 @@ struct result_ptr {
   ~result_ptr() { PQclear(r); }
 };
 
-// Tenant ids are [A-Za-z0-9_:-] (checked by the routes before any statement):
-// safe inside a quoted literal, which lets BEGIN and SET LOCAL go in one
-// round trip.
-bool plain_tenant(const std::string& t) {
-  if (t.empty() || t.size() > 128) return false;
-  for (char c : t)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == ':' || c == '-'))
-      return false;
-  return true;
-}
-
 void render_row(const PGresult* res, int row, std::string& out, std::string* error, bool* ok) {
   stored_event ev;
   if (!read_stored_event(res, row, ev, error)) {
@@ -92,8 +81,10 @@ db_result exec_statement(pg_session& s, const sql_statement& st, PGresult** keep
 
 read_status ledger_reader::in_transaction(pg_session& s, const std::string& tenant,
                                           const std::function<db_result(pg_session&)>& body, std::string* error) {
-  if (!plain_tenant(tenant)) return *error = "tenant id", read_status::invalid;
+  if (!valid_tenant_id(tenant)) return *error = "tenant id", read_status::invalid;
   if (!s.connect(error)) return read_status::unavailable;
+  // A valid tenant id is [A-Za-z0-9_:-]: safe inside a quoted literal, which
+  // lets BEGIN and SET LOCAL go in one round trip.
   const std::string begin = "BEGIN READ ONLY; SET LOCAL trail.tenant = '" + tenant + "'";
   db_result r = s.exec(begin.c_str());
   if (!r.ok()) {
@@ -308,7 +299,7 @@ bool export_cursor::stream(const std::function<bool(std::string_view)>& sink, st
 
 read_status ledger_reader::open_export(const event_query& q, export_format f, std::unique_ptr<export_cursor>& out,
                                        std::string* error) {
-  if (!plain_tenant(q.tenant)) return *error = "tenant id", read_status::invalid;
+  if (!valid_tenant_id(q.tenant)) return *error = "tenant id", read_status::invalid;
   auto s = take(std::chrono::seconds(5));
   if (!s) return *error = "every reader connection is busy", read_status::unavailable;
   std::unique_ptr<export_cursor> cur(new export_cursor(*this, std::move(s), f));

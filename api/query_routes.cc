@@ -20,13 +20,6 @@ namespace trail {
 using httplib::Request;
 using httplib::Response;
 
-bool valid_tenant_id(const std::string& t) {
-  if (t.empty() || t.size() > 128) return false;
-  for (char c : t)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == ':' || c == '-'))
-      return false;
-  return true;
-}
 
 query_routes::query_routes(const authenticator& auth, ledger_reader* reader, publish_fn publish, route_options opt,
                            std::function<int64_t()> clock_s)

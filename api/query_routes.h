@@ -84,7 +84,5 @@ class query_routes {
 // api/openapi.json, compiled in: served at GET /v1/openapi.json.
 std::string_view openapi_document();
 
-// [A-Za-z0-9_:-], 1–128 bytes: what the ingest side accepts as a tenant id.
-bool valid_tenant_id(const std::string& t);
 
 }  // namespace trail
