@@ -103,10 +103,19 @@ std::string quoted_text_array(const std::vector<std::string>& values) {
   return out + "}";
 }
 
+// One value is written as `=`, not `= ANY(array)`: listings are planned once
+// per statement shape (generic plans), and only `=` lets such a plan walk a
+// (tenant_id, column, occurred_at) index in time order.
+void any_of(sql_statement& s, const char* column, const std::vector<std::string>& values) {
+  if (values.empty()) return;
+  s.text += std::string(" AND e.") + column;
+  s.text += values.size() == 1 ? " = " + bind(s, values[0]) : " = ANY(" + bind(s, quoted_text_array(values)) + "::text[])";
+}
+
 void append_filters(const event_query& q, sql_statement& s) {
-  if (!q.severities.empty()) s.text += " AND e.severity = ANY(" + bind(s, quoted_text_array(q.severities)) + "::text[])";
-  if (!q.categories.empty()) s.text += " AND e.category = ANY(" + bind(s, quoted_text_array(q.categories)) + "::text[])";
-  if (!q.actions.empty()) s.text += " AND e.action = ANY(" + bind(s, quoted_text_array(q.actions)) + "::text[])";
+  any_of(s, "severity", q.severities);
+  any_of(s, "category", q.categories);
+  any_of(s, "action", q.actions);
   const auto& columns = equality_filters();
   for (const auto& [name, value] : q.equals) s.text += " AND e." + columns.at(name) + " = " + bind(s, value);
   if (q.from_us) s.text += " AND e.occurred_at >= " + bind(s, format_rfc3339_us(*q.from_us)) + "::timestamptz";
@@ -285,12 +294,12 @@ sql_statement identity_page_sql(const event_query& q) {
   return s;
 }
 
-sql_statement events_by_position_sql(const std::string& tenant, const std::string& times, const std::string& sequences,
+sql_statement events_by_position_sql(const std::string& tenant, const std::string& times, int64_t first, int64_t last,
                                      const char* columns) {
   sql_statement s;
   s.text = std::string("SELECT ") + columns + " FROM audit.events e WHERE e.tenant_id = " + bind(s, tenant) +
-           " AND e.occurred_at = ANY(" + bind(s, times) + "::timestamptz[]) AND e.sequence = ANY(" + bind(s, sequences) +
-           "::bigint[]) ORDER BY e.sequence";
+           " AND e.occurred_at = ANY(" + bind(s, times) + "::timestamptz[]) AND e.sequence BETWEEN " +
+           bind(s, std::to_string(first)) + "::bigint AND " + bind(s, std::to_string(last)) + "::bigint ORDER BY e.sequence";
   return s;
 }
 

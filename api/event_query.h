@@ -81,9 +81,11 @@ sql_statement csv_copy_sql(const event_query& q, const std::string& select_list)
 bool plain_catch_up(const event_query& q);  // catch-up without filters: the two-step path applies
 // `page_size + 1` identities after the position, as (sequence, occurred_at text).
 sql_statement identity_page_sql(const event_query& q);
-// Events by their (occurred_at, sequence), in sequence order; the arrays are
-// PostgreSQL array literals (timestamptz[], bigint[]).
-sql_statement events_by_position_sql(const std::string& tenant, const std::string& times, const std::string& sequences,
+// The events whose sequences run from `first` to `last`, every one of them
+// stored at one of `times` (a timestamptz[] literal), in sequence order. The
+// times let PostgreSQL plan only their partitions; a sequence range (not a
+// second array) keeps the index walk to one descent per time.
+sql_statement events_by_position_sql(const std::string& tenant, const std::string& times, int64_t first, int64_t last,
                                      const char* stored_event_columns);
 // Where an event sits: its occurred_at, from its sequence.
 sql_statement position_sql(const std::string& tenant, int64_t sequence);

@@ -71,39 +71,29 @@ bool ledger_reader::check_role(std::string* error) {
   return true;
 }
 
-namespace {
-db_result exec_statement(pg_session& s, const sql_statement& st, PGresult** keep) {
-  std::vector<const char*> params;
-  for (const auto& p : st.params) params.push_back(p.c_str());
-  return s.exec(st.text.c_str(), static_cast<int>(params.size()), params.data(), keep);
-}
-}  // namespace
-
-read_status ledger_reader::in_transaction(pg_session& s, const std::string& tenant,
-                                          const std::function<db_result(pg_session&)>& body, std::string* error) {
+read_status ledger_reader::run(pg_session& s, const std::string& tenant, const sql_statement& st, planning p,
+                               PGresult** keep, std::string* error) {
   if (!valid_tenant_id(tenant)) return *error = "tenant id", read_status::invalid;
   if (!s.connect(error)) return read_status::unavailable;
-  // A valid tenant id is [A-Za-z0-9_:-]: safe inside a quoted literal, which
-  // lets BEGIN and SET LOCAL go in one round trip.
-  const std::string begin = "BEGIN READ ONLY; SET LOCAL trail.tenant = '" + tenant + "'";
-  db_result r = s.exec(begin.c_str());
-  if (!r.ok()) {
-    *error = r.message;
-    s.exec("ROLLBACK");
-    return read_status::unavailable;
-  }
-  r = body(s);
-  s.exec("ROLLBACK");  // read only: nothing to commit
+  static const std::string kBegin = "BEGIN READ ONLY";
+  static const std::string kRollback = "ROLLBACK";  // read only: nothing to commit
+  static const std::string kConfine = "SELECT set_config('trail.tenant', $1, true)";
+  static const std::string kConfineOnce =
+      "SELECT set_config('trail.tenant', $1, true), set_config('plan_cache_mode', 'force_generic_plan', true), "
+      "set_config('enable_sort', 'off', true)";
+  const std::vector<std::string> tenant_param{tenant};
+  const bool once = p == planning::once;
+  const db_result r = s.exec_pipeline({{&kBegin},
+                                       {once ? &kConfineOnce : &kConfine, &tenant_param},
+                                       {&st.text, &st.params, once, keep},
+                                       {&kRollback}});
+  // A failed statement leaves its transaction open (aborted): close it.
+  if (!r.ok() && s.connected() && s.in_transaction_block()) s.exec("ROLLBACK");
   if (!r.ok()) {
     *error = r.message;
     return r.kind == result_kind::bad_data ? read_status::invalid : read_status::unavailable;
   }
   return read_status::ok;
-}
-
-read_status ledger_reader::run(pg_session& s, const std::string& tenant, const sql_statement& st, PGresult** keep,
-                               std::string* error) {
-  return in_transaction(s, tenant, [&](pg_session& session) { return exec_statement(session, st, keep); }, error);
 }
 
 read_status ledger_reader::list(const event_query& q, page_of_events& out, std::string* error) {
@@ -113,19 +103,21 @@ read_status ledger_reader::list(const event_query& q, page_of_events& out, std::
   int rows = 0;
   read_status st;
   if (plain_catch_up(q)) {
-    // Two steps: the identities' positions, then the events by position.
+    // Two steps: the identities' positions, then the events by position
+    // (whose arrays of times let PostgreSQL plan only their partitions).
     result_ptr ids;
-    st = in_transaction(*s, q.tenant, [&](pg_session& session) {
-      db_result r = exec_statement(session, identity_page_sql(q), &ids.r);
-      if (!r.ok() || PQntuples(ids.r) == 0) return r;
+    st = run(*s, q.tenant, identity_page_sql(q), planning::once, &ids.r, error);
+    if (st == read_status::ok && PQntuples(ids.r) > 0) {
       const int shown = std::min<int>(PQntuples(ids.r), static_cast<int>(q.page_size));
-      std::string times = "{", seqs = "{";
-      for (int i = 0; i < shown; ++i) {
-        times += std::string(i ? "," : "") + PQgetvalue(ids.r, i, 1);
-        seqs += std::string(i ? "," : "") + PQgetvalue(ids.r, i, 0);
-      }
-      return exec_statement(session, events_by_position_sql(q.tenant, times + "}", seqs + "}", kStoredEventColumns), &res.r);
-    }, error);
+      // The identities are every sequence of the tenant in their range, so
+      // the events in that range are exactly the page.
+      std::string times = "{";
+      for (int i = 0; i < shown; ++i) times += std::string(i ? "," : "") + PQgetvalue(ids.r, i, 1);
+      st = run(*s, q.tenant,
+               events_by_position_sql(q.tenant, times + "}", std::stoll(PQgetvalue(ids.r, 0, 0)),
+                                      std::stoll(PQgetvalue(ids.r, shown - 1, 0)), kStoredEventColumns),
+               planning::each_time, &res.r, error);
+    }
     give_back(std::move(s));
     if (st != read_status::ok) return st;
     // One more identity than shown means a next page.
@@ -136,28 +128,24 @@ read_status ledger_reader::list(const event_query& q, page_of_events& out, std::
     // query without a time bound starts every daily partition's index). The
     // window reaches back from the page's position (or now); rows newer than
     // it are always inside it, so a full page from the window is the page.
-    st = in_transaction(*s, q.tenant, [&](pg_session& session) {
-      static constexpr int64_t kDayUs = 86400LL * 1000000;
-      const int64_t anchor = q.after ? q.after->occurred_at_us : now_unix_us();
-      db_result r;
-      for (const int64_t days : {1, 8, 0}) {
-        event_query windowed = q;
-        if (days > 0) {
-          const int64_t from = anchor - days * kDayUs;
-          if (q.from_us && *q.from_us >= from) continue;  // the request's own range is narrower
-          windowed.from_us = from;
-        }
-        if (res.r) PQclear(std::exchange(res.r, nullptr));
-        r = exec_statement(session, listing_sql(windowed, kStoredEventColumns), &res.r);
-        if (!r.ok() || days == 0 || PQntuples(res.r) > static_cast<int>(q.page_size)) break;
+    static constexpr int64_t kDayUs = 86400LL * 1000000;
+    const int64_t anchor = q.after ? q.after->occurred_at_us : now_unix_us();
+    for (const int64_t days : {1, 8, 0}) {
+      event_query windowed = q;
+      if (days > 0) {
+        const int64_t from = anchor - days * kDayUs;
+        if (q.from_us && *q.from_us >= from) continue;  // the request's own range is narrower
+        windowed.from_us = from;
       }
-      return r;
-    }, error);
+      if (res.r) PQclear(std::exchange(res.r, nullptr));
+      st = run(*s, q.tenant, listing_sql(windowed, kStoredEventColumns), planning::once, &res.r, error);
+      if (st != read_status::ok || days == 0 || PQntuples(res.r) > static_cast<int>(q.page_size)) break;
+    }
     give_back(std::move(s));
     if (st != read_status::ok) return st;
     rows = PQntuples(res.r);
   } else {
-    st = run(*s, q.tenant, listing_sql(q, kStoredEventColumns), &res.r, error);
+    st = run(*s, q.tenant, listing_sql(q, kStoredEventColumns), planning::once, &res.r, error);
     give_back(std::move(s));
     if (st != read_status::ok) return st;
     rows = PQntuples(res.r);
@@ -185,13 +173,13 @@ read_status ledger_reader::read(const std::string& tenant, int64_t sequence, sto
   auto s = take(std::chrono::seconds(5));
   if (!s) return *error = "every reader connection is busy", read_status::unavailable;
   result_ptr where, res;
-  const read_status st = in_transaction(*s, tenant, [&](pg_session& session) {
-    db_result r = exec_statement(session, position_sql(tenant, sequence), &where.r);
-    if (!r.ok() || PQntuples(where.r) == 0) return r;
+  read_status st = run(*s, tenant, position_sql(tenant, sequence), planning::once, &where.r, error);
+  if (st == read_status::ok && PQntuples(where.r) > 0) {
     const std::string times = std::string("{") + PQgetvalue(where.r, 0, 1) + "}";
-    return exec_statement(session, events_by_position_sql(tenant, times, "{" + std::to_string(sequence) + "}", kStoredEventColumns),
-                          &res.r);
-  }, error);
+    st = run(*s, tenant,
+             events_by_position_sql(tenant, times, sequence, sequence, kStoredEventColumns),
+             planning::each_time, &res.r, error);
+  }
   give_back(std::move(s));
   if (st != read_status::ok) return st;
   if (!res.r || PQntuples(res.r) == 0) return read_status::not_found;
@@ -209,7 +197,7 @@ read_status ledger_reader::find_identity(const std::string& tenant, const std::s
       "AND i.ce_source = $2 AND i.ce_id = $3";
   st.params = {tenant, source, id};
   result_ptr res;
-  const read_status status = run(*s, tenant, st, &res.r, error);
+  const read_status status = run(*s, tenant, st, planning::once, &res.r, error);
   give_back(std::move(s));
   if (status != read_status::ok) return status;
   if (PQntuples(res.r) == 0) return read_status::not_found;

@@ -3,8 +3,9 @@
 // `trail_reader` role (api.pg_dsn), each statement in a READ ONLY
 // transaction that first sets `trail.tenant`, so row-level security (store/
 // migrations/0005) confines it to the requested tenant even if a statement
-// forgot its tenant predicate. Used by the HTTP worker threads; a session is
-// held for one request's statements and returned.
+// forgot its tenant predicate. The transaction, the setting and the statement
+// go in one round trip. Used by the HTTP worker threads; a session is held
+// for one request's statements and returned.
 
 #include <chrono>
 #include <condition_variable>
@@ -93,11 +94,19 @@ class ledger_reader {
   friend class export_cursor;
   std::unique_ptr<pg_session> take(std::chrono::milliseconds wait);
   void give_back(std::unique_ptr<pg_session> s);
-  // Runs `body` in a READ ONLY transaction confined to `tenant`.
-  read_status in_transaction(pg_session& s, const std::string& tenant, const std::function<db_result(pg_session&)>& body,
-                             std::string* error);
-  // Runs `statement` in such a transaction; `keep` gets the rows.
-  read_status run(pg_session& s, const std::string& tenant, const sql_statement& statement, PGresult** keep,
+  // How a statement is planned. `each_time`: PostgreSQL plans it with the
+  // request's values, which lets it drop partitions from `= ANY(array)`
+  // conditions while planning. `once`: prepared on the connection and run
+  // with a generic plan (partitions are then dropped when it starts, by the
+  // values of its time bounds), so a listing does not pay for planning up to
+  // 40 partitions times five indexes on every request; sorts are discouraged
+  // so that the plan walks the time-ordered indexes and stops at the page's
+  // end whatever the values.
+  enum class planning { each_time, once };
+  // One statement in one round trip: BEGIN READ ONLY, `trail.tenant` set for
+  // row-level security, the statement, ROLLBACK (libpq pipeline mode);
+  // `keep` gets the rows.
+  read_status run(pg_session& s, const std::string& tenant, const sql_statement& statement, planning p, PGresult** keep,
                   std::string* error);
 
   const reader_options opt_;

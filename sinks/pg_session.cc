@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 #include <vector>
 
 namespace trail {
@@ -48,6 +49,96 @@ void pg_session::close() {
   if (conn_) PQfinish(conn_);
   conn_ = nullptr;
   broken_ = false;
+  prepared_.clear();
+}
+
+bool pg_session::in_transaction_block() const {
+  if (!conn_) return false;
+  const PGTransactionStatusType t = PQtransactionStatus(conn_);
+  return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
+}
+
+db_result pg_session::exec_pipeline(const std::vector<step>& steps) {
+  if (!connected()) return timed_out("(no connection)");
+  // A bounded cache: statements are built from a small set of shapes, but a
+  // caller varying a literal must not grow a connection without end.
+  constexpr size_t kMaxPrepared = 256;
+  const auto deadline = clock::now() + std::chrono::seconds(timeouts_.statement_s);
+  if (!PQenterPipelineMode(conn_)) return classify(nullptr);
+  std::vector<PGresult**> keeps;  // one per query sent, in order (nullptr for PREPAREs)
+  std::vector<std::string> fresh;  // statements prepared by this pipeline
+  bool sent = true;
+  for (const step& st : steps) {
+    std::vector<const char*> params;
+    if (st.params)
+      for (const auto& p : *st.params) params.push_back(p.c_str());
+    const int n = static_cast<int>(params.size());
+    if (st.keep) *st.keep = nullptr;
+    const std::string* name = nullptr;
+    if (st.prepared) {
+      auto it = prepared_.find(*st.sql);
+      if (it == prepared_.end() && prepared_.size() < kMaxPrepared) {
+        it = prepared_.emplace(*st.sql, "trail_" + std::to_string(prepared_.size() + 1)).first;
+        fresh.push_back(*st.sql);
+        sent = sent && PQsendPrepare(conn_, it->second.c_str(), st.sql->c_str(), n, nullptr);
+        keeps.push_back(nullptr);
+      }
+      if (it != prepared_.end()) name = &it->second;
+    }
+    sent = sent && (name ? PQsendQueryPrepared(conn_, name->c_str(), n, params.data(), nullptr, nullptr, 0)
+                         : PQsendQueryParams(conn_, st.sql->c_str(), n, nullptr, params.data(), nullptr, nullptr, 0));
+    keeps.push_back(st.keep);
+  }
+  auto forget_fresh = [&] {
+    for (const auto& sql : fresh) prepared_.erase(sql);
+  };
+  if (!sent || !PQpipelineSync(conn_)) {
+    forget_fresh();
+    broken_ = true;  // the pipeline's state is unknown
+    return classify(nullptr);
+  }
+  if (!flush_until(deadline)) return forget_fresh(), timed_out("a pipeline");
+  db_result out;
+  bool failed = false;
+  size_t query = 0;
+  while (true) {
+    while (PQisBusy(conn_)) {
+      if (!wait_socket(false, deadline)) return forget_fresh(), timed_out("a pipeline");
+      if (!PQconsumeInput(conn_)) {
+        forget_fresh();
+        return failed ? out : classify(nullptr);
+      }
+    }
+    PGresult* res = PQgetResult(conn_);
+    if (!res) {  // the end of one query's results
+      ++query;
+      continue;
+    }
+    const auto st = PQresultStatus(res);
+    if (st == PGRES_PIPELINE_SYNC) {
+      PQclear(res);
+      break;
+    }
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      PGresult** keep = query < keeps.size() ? keeps[query] : nullptr;
+      if (keep && !*keep) *keep = res;
+      else PQclear(res);
+    } else if (st == PGRES_PIPELINE_ABORTED) {
+      PQclear(res);  // skipped after an earlier failure
+    } else {
+      if (!failed) out = classify(res);
+      failed = true;
+      PQclear(res);
+    }
+  }
+  if (!PQexitPipelineMode(conn_)) broken_ = true;
+  if (failed) {
+    // A PREPARE that failed or was skipped left no statement behind.
+    forget_fresh();
+    for (PGresult** keep : keeps)
+      if (keep && *keep) PQclear(std::exchange(*keep, nullptr));
+  }
+  return out;
 }
 
 bool pg_session::connect(std::string* error) {

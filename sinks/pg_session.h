@@ -16,6 +16,7 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "sinks/db_result.h"
@@ -45,6 +46,23 @@ class pg_session {
   // COPY … FROM STDIN with `data` as its whole input.
   db_result copy_in(const std::string& statement, std::string_view data);
 
+  // One step of a pipeline: a statement with text parameters. With `prepared`
+  // the statement is prepared once per connection (named, kept until the
+  // connection closes) and executed by name from then on, so PostgreSQL
+  // parses and plans it once; without, it is parsed and planned every time.
+  struct step {
+    const std::string* sql = nullptr;
+    const std::vector<std::string>* params = nullptr;
+    bool prepared = false;
+    PGresult** keep = nullptr;  // receives the tuples on success
+  };
+  // Sends every step in libpq's pipeline mode and then one Sync: a single
+  // round trip for all of them. The first failure is returned (the steps
+  // after it are skipped by the server); `keep`s are filled only on success.
+  db_result exec_pipeline(const std::vector<step>& steps);
+  // Whether the server is inside a transaction block (open or failed).
+  bool in_transaction_block() const;
+
   PGconn* raw() const { return conn_; }
 
  private:
@@ -60,6 +78,8 @@ class pg_session {
   const std::string app_;
   PGconn* conn_ = nullptr;
   bool broken_ = false;
+  // Statement text -> name of its prepared statement on this connection.
+  std::unordered_map<std::string, std::string> prepared_;
 };
 
 // PostgreSQL array literals for text parameters ($1::text[], $1::bigint[]).

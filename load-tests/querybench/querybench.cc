@@ -149,12 +149,23 @@ struct target {
   std::string deep_token;  // page 100's token
 };
 
-int run(int port, const std::string& token, const std::string& scenario, int clients, double seconds,
-        const std::vector<target>& targets) {
+// Closed loop (rate 0): each client sends its next request when the last
+// one is answered, so the figures are those of a saturated server. Open loop
+// (rate > 0 requests/s over all clients): request k of client c is due at
+// (k * clients + c) / rate, and its latency counts from that moment, so a
+// late answer also charges the requests queued behind it (no coordinated
+// omission).
+// The first `warmup` seconds are run but not counted: each reader connection
+// prepares and plans each statement shape on its first use.
+int run(int port, const std::string& token, const std::string& scenario, int clients, double seconds, double rate,
+        double warmup, const std::vector<target>& targets) {
   std::atomic<bool> stop{false};
   std::vector<std::vector<double>> lat(clients);
   std::vector<int> errors(clients, 0);
   std::vector<std::thread> threads;
+  const auto begin = std::chrono::steady_clock::now();
+  const auto counted_from =
+      begin + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(warmup));
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&, c] {
       httplib::Client cli("127.0.0.1", port);
@@ -163,7 +174,15 @@ int run(int port, const std::string& token, const std::string& scenario, int cli
       cli.set_read_timeout(30, 0);
       const httplib::Headers h{{"Authorization", "Bearer " + token}};
       std::mt19937_64 rng(c * 7919 + 1);
-      while (!stop) {
+      const auto start = begin;
+      for (int64_t k = 0; !stop; ++k) {
+        auto due = std::chrono::steady_clock::now();
+        if (rate > 0) {
+          due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>((static_cast<double>(k) * clients + c) / rate));
+          std::this_thread::sleep_until(due);
+          if (stop) break;
+        }
         const target& t = targets[rng() % targets.size()];
         const std::string base = "/v1/tenants/" + t.tenant + "/events";
         std::string path;
@@ -180,19 +199,18 @@ int run(int port, const std::string& token, const std::string& scenario, int cli
           path = base + "?order=asc&page_size=50&after_sequence=" + std::to_string(rng() % std::max<int64_t>(1, t.head - 50));
         else if (scenario == "get") path = base + "/" + std::to_string(1 + rng() % t.head);
         else if (scenario == "diff") path = base + "/" + std::to_string(1 + rng() % t.head) + "/diff";
-        const auto t0 = std::chrono::steady_clock::now();
         auto res = cli.Get(path.c_str(), h);
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - due).count();
         if (!res || res->status != 200) {
           ++errors[c];
           if (errors[c] < 3) std::fprintf(stderr, "querybench: %s -> %d\n", path.c_str(), res ? res->status : -1);
           continue;
         }
-        lat[c].push_back(ms);
+        if (due >= counted_from) lat[c].push_back(ms);
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  std::this_thread::sleep_for(std::chrono::duration<double>(warmup + seconds));
   stop = true;
   for (auto& t : threads) t.join();
   std::vector<double> all;
@@ -203,9 +221,9 @@ int run(int port, const std::string& token, const std::string& scenario, int cli
   }
   std::sort(all.begin(), all.end());
   auto pct = [&all](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))]; };
-  std::printf("{\"scenario\": \"%s\", \"clients\": %d, \"requests\": %zu, \"errors\": %d, \"rps\": %.0f, \"p50_ms\": %.2f, "
+  std::printf("{\"scenario\": \"%s\", \"rate\": %.0f, \"clients\": %d, \"requests\": %zu, \"errors\": %d, \"rps\": %.0f, \"p50_ms\": %.2f, "
               "\"p90_ms\": %.2f, \"p99_ms\": %.2f}\n",
-              scenario.c_str(), clients, all.size(), errs, all.size() / seconds, pct(0.5), pct(0.9), pct(0.99));
+              scenario.c_str(), rate, clients, all.size(), errs, all.size() / seconds, pct(0.5), pct(0.9), pct(0.99));
   return errs > static_cast<int>(all.size() / 100) ? 1 : 0;
 }
 
@@ -245,7 +263,7 @@ int main(int argc, char** argv) {
   std::string dsn;
   int64_t events = 10000000;
   int tenants = 1000, days = 32, port = 8080, clients = 8;
-  double zipf = 1.1, seconds = 15;
+  double zipf = 1.1, seconds = 15, rate = 0, warmup = 2;
   std::string token, scenario = "first";
   auto* load_cmd = app.add_subcommand("load", "fill the ledger with synthetic events through COPY");
   load_cmd->add_option("--dsn", dsn, "PostgreSQL (the schema's owner)")->required();
@@ -260,6 +278,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--scenario", scenario, "first, actor, resource, action_severity, deep, catchup, get, diff");
   run_cmd->add_option("--clients", clients);
   run_cmd->add_option("--seconds", seconds);
+  run_cmd->add_option("--warmup", warmup, "seconds run before the measured ones (not counted)");
+  run_cmd->add_option("--rate", rate, "requests/s over all clients (open loop); 0: as fast as answered (closed loop)");
   CLI11_PARSE(app, argc, argv);
   if (load_cmd->parsed()) return load(dsn, events, tenants, days, zipf);
   const auto targets = targets_of(dsn, port, token, scenario == "deep");
@@ -267,5 +287,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "querybench: no tenants to query (load first)\n");
     return 1;
   }
-  return run(port, token, scenario, clients, seconds, targets);
+  return run(port, token, scenario, clients, seconds, rate, warmup, targets);
 }

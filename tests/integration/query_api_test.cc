@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "api/auth.h"
+#include "sinks/pg_session.h"
 #include "tests/integration/harness.h"
 
 using namespace trail::test;
@@ -348,6 +349,69 @@ TEST_CASE("traild refuses to serve queries through a role that bypasses row-leve
   t.start(false);
   REQUIRE(wait_until([&] { return !t.running(); }, 20000));
   CHECK_THAT(file_text(t.log_path()), Catch::Contains("bypasses row-level security"));
+}
+
+TEST_CASE("reader sessions: a pipeline carries the tenant to its statement, a refused statement leaves the session "
+          "usable, prepared statements outlive neither their connection nor a failed PREPARE", "[integration][api][pipeline]") {
+  const std::string dsn = fresh_database("trail_it_pipeline");
+  trail::pg_session s(dsn, trail::pg_timeouts{5, 10}, "it-pipeline");
+  std::string error;
+  REQUIRE(s.connect(&error));
+  const std::string begin = "BEGIN READ ONLY", rollback = "ROLLBACK";
+  const std::string setting = "SELECT set_config('trail.tenant', $1, true)";
+  const std::string read_back = "SELECT current_setting('trail.tenant') || '/' || $1::text";
+  auto pipeline = [&](const std::string& statement, const std::vector<std::string>& params, PGresult** keep) {
+    const std::vector<std::string> tenant{"acme"};
+    return s.exec_pipeline({{&begin}, {&setting, &tenant}, {&statement, &params, true, keep}, {&rollback}});
+  };
+  // The setting holds for the statement after it in the same transaction.
+  PGresult* res = nullptr;
+  REQUIRE(pipeline(read_back, {"x"}, &res).ok());
+  REQUIRE(res);
+  CHECK(std::string(PQgetvalue(res, 0, 0)) == "acme/x");
+  PQclear(res);
+  CHECK_FALSE(s.in_transaction_block());
+  // Executed again by name: the same answer with another value.
+  REQUIRE(pipeline(read_back, {"y"}, &res).ok());
+  CHECK(std::string(PQgetvalue(res, 0, 0)) == "acme/y");
+  PQclear(res);
+  {
+    PGresult* n = nullptr;
+    REQUIRE(s.exec("SELECT count(*) FROM pg_prepared_statements", 0, nullptr, &n).ok());
+    CHECK(std::string(PQgetvalue(n, 0, 0)) == "1");
+    PQclear(n);
+  }
+  // A statement the server refuses: the error comes back, no rows are kept,
+  // the skipped ROLLBACK leaves the transaction aborted; once rolled back the
+  // session serves again.
+  const std::string refused = "SELECT 1 / ($1::int - 1)";
+  res = nullptr;
+  const trail::db_result bad = pipeline(refused, {"1"}, &res);
+  CHECK_FALSE(bad.ok());
+  CHECK(bad.sqlstate == "22012");
+  CHECK(res == nullptr);
+  CHECK(s.in_transaction_block());
+  REQUIRE(s.exec("ROLLBACK").ok());
+  REQUIRE(pipeline(read_back, {"z"}, &res).ok());
+  CHECK(std::string(PQgetvalue(res, 0, 0)) == "acme/z");
+  PQclear(res);
+  // A PREPARE that fails is forgotten, so fixing nothing and retrying fails
+  // the same way instead of executing a statement that does not exist.
+  const std::string broken = "SELECT no_such_column FROM audit.events WHERE tenant_id = $1";
+  for (int i = 0; i < 2; ++i) {
+    const trail::db_result r = pipeline(broken, {"acme"}, &res);
+    CHECK(r.sqlstate == "42703");
+    if (s.in_transaction_block()) REQUIRE(s.exec("ROLLBACK").ok());
+  }
+  // The server ends the connection: the next pipeline fails, a reconnect
+  // prepares afresh.
+  db admin(dsn);
+  admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'it-pipeline'");
+  CHECK_FALSE(pipeline(read_back, {"w"}, &res).ok());
+  REQUIRE(s.connect(&error));
+  REQUIRE(pipeline(read_back, {"v"}, &res).ok());
+  CHECK(std::string(PQgetvalue(res, 0, 0)) == "acme/v");
+  PQclear(res);
 }
 
 TEST_CASE("export: 200,000 rows stream through a flat traild", "[integration][api][export]") {
