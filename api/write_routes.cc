@@ -175,19 +175,28 @@ void query_routes::install_writes(httplib::Server& server) {
     return committed;
   };
 
-  server.Post(R"(/v1/tenants/([^/]+)/events)", [this, commit, limits](const Request& req, Response& res) {
-    request_context ctx;
-    const std::string tenant = req.matches[1];
-    if (!admit(req, res, tenant, scope_write, ctx)) return;
+  // What both routes check first: the caller may write to the tenant, the
+  // route takes no query parameters, and the Idempotency-Key fits.
+  auto admit_write = [this](const Request& req, Response& res, const std::string& tenant, size_t max_key,
+                            request_context& ctx, std::string& key) {
+    if (!admit(req, res, tenant, scope_write, ctx)) return false;
     if (!req.params.empty()) {
       send_error(res, 400, "unknown_parameter", "this route takes no query parameters");
-      return;
+      return false;
     }
-    const std::string key = req.get_header_value("Idempotency-Key");
-    if (key.size() > 256) {
-      send_error(res, 400, "invalid_idempotency_key", "Idempotency-Key: at most 256 bytes");
-      return;
+    key = req.get_header_value("Idempotency-Key");
+    if (key.size() > max_key) {
+      send_error(res, 400, "invalid_idempotency_key", "Idempotency-Key: at most " + std::to_string(max_key) + " bytes");
+      return false;
     }
+    return true;
+  };
+
+  server.Post(R"(/v1/tenants/([^/]+)/events)", [this, commit, limits, admit_write](const Request& req, Response& res) {
+    request_context ctx;
+    const std::string tenant = req.matches[1];
+    std::string key;
+    if (!admit_write(req, res, tenant, 256, ctx, key)) return;
     submission s;
     if (auto r = prepare(req.body, event_headers(req), tenant, key, limits(), s)) {
       send_error(res, 400, r->code.c_str(), r->message);
@@ -215,14 +224,12 @@ void query_routes::install_writes(httplib::Server& server) {
     res.set_content(sb.GetString(), sb.GetSize(), "application/json");
   });
 
-  server.Post(R"(/v1/tenants/([^/]+)/events:batch)", [this, commit, limits](const Request& req, Response& res) {
+  server.Post(R"(/v1/tenants/([^/]+)/events:batch)", [this, commit, limits, admit_write](const Request& req, Response& res) {
     request_context ctx;
     const std::string tenant = req.matches[1];
-    if (!admit(req, res, tenant, scope_write, ctx)) return;
-    if (!req.params.empty()) {
-      send_error(res, 400, "unknown_parameter", "this route takes no query parameters");
-      return;
-    }
+    std::string key;
+    // Each bare event's id is "<key>:<index>", at most 256 bytes.
+    if (!admit_write(req, res, tenant, 200, ctx, key)) return;
     rapidjson::Document list;
     list.Parse(req.body.c_str(), req.body.size());
     if (list.HasParseError() || !list.IsArray()) {
@@ -231,11 +238,6 @@ void query_routes::install_writes(httplib::Server& server) {
     }
     if (list.Size() == 0 || list.Size() > kMaxBatchEvents) {
       send_error(res, 400, "batch_invalid", "a batch holds 1 to " + std::to_string(kMaxBatchEvents) + " events");
-      return;
-    }
-    const std::string key = req.get_header_value("Idempotency-Key");
-    if (key.size() > 200) {  // each bare event's id is "<key>:<index>", at most 256 bytes
-      send_error(res, 400, "invalid_idempotency_key", "Idempotency-Key: at most 200 bytes for a batch");
       return;
     }
     std::vector<submission> subs(list.Size());

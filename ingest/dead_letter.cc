@@ -116,19 +116,10 @@ dead_letter_publisher::outcome dead_letter_publisher::publish(const item& it, in
   const int64_t wire = static_cast<int64_t>(header_wire_size(headers) + body.size() + opt_.dlq_subject.size());
   if (wire > source_.max_payload()) return outcome::too_large;
 
-  natsMsg* out = nullptr;
-  if (natsMsg_Create(&out, opt_.dlq_subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())) != NATS_OK)
-    return outcome::failed;
-  for (const auto& [k, v] : headers) natsMsgHeader_Add(out, k.c_str(), v.c_str());
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  po.MaxWait = 5000;
-  jsPubAck* ack = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_PublishMsg(&ack, source_.js(), out, &po, &jerr);
-  natsMsg_Destroy(out);
-  const bool duplicate = ack && ack->Duplicate;
-  if (ack) jsPubAck_Destroy(ack);
+  const stored_ack sent = publish_and_wait(source_.js(), opt_.dlq_subject, body, headers, nullptr, 5000);
+  const natsStatus s = sent.status;
+  const jsErrCode jerr = sent.jerr;
+  const bool duplicate = sent.duplicate;
   if (s != NATS_OK) {
     log::limited(log::level::warn, "dlq", "could not store a dead letter; retrying",
                  {{"stream_seq", m->stream_seq}, {"reason", to_string(it.why.code)}, {"error", nats_error_text(s, jerr)}});

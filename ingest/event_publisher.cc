@@ -1,6 +1,7 @@
 #include "ingest/event_publisher.h"
 
 #include "common/log.h"
+#include "ingest/jetstream.h"
 
 namespace trail {
 
@@ -59,24 +60,9 @@ bool event_publisher::publish(const std::string& subject, std::string_view body,
     *error = "not connected to NATS (reconnecting)";
     return false;
   }
-  natsMsg* msg = nullptr;
-  if (natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())) != NATS_OK) {
-    *error = "cannot build the message";
-    return false;
-  }
-  for (const auto& [k, v] : headers) natsMsgHeader_Add(msg, k.c_str(), v.c_str());
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  po.MsgId = msg_id.c_str();
-  po.MaxWait = opt_.timeout_ms;
-  jsPubAck* ack = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  const natsStatus s = js_PublishMsg(&ack, js, msg, &po, &jerr);
-  natsMsg_Destroy(msg);
-  if (ack) jsPubAck_Destroy(ack);
-  if (s != NATS_OK) {
-    *error = std::string("the broker did not store it: ") + natsStatus_GetText(s) +
-             (jerr ? " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")" : "");
+  const stored_ack sent = publish_and_wait(js, subject, body, headers, msg_id.c_str(), opt_.timeout_ms);
+  if (!sent.ok()) {
+    *error = std::string("the broker did not store it: ") + nats_error_text(sent.status, sent.jerr);
     return false;
   }
   return true;

@@ -127,6 +127,27 @@ const char* nats_error_text(natsStatus s, jsErrCode jerr) {
   return text.c_str();
 }
 
+stored_ack publish_and_wait(jsCtx* js, const std::string& subject, std::string_view body, const header_list& headers,
+                            const char* msg_id, int64_t max_wait_ms) {
+  stored_ack out;
+  natsMsg* msg = nullptr;
+  out.status = natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+  if (out.status != NATS_OK) return out;
+  for (const auto& [k, v] : headers) natsMsgHeader_Add(msg, k.c_str(), v.c_str());
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MsgId = msg_id;
+  po.MaxWait = max_wait_ms;
+  jsPubAck* ack = nullptr;
+  out.status = js_PublishMsg(&ack, js, msg, &po, &out.jerr);
+  natsMsg_Destroy(msg);
+  if (ack) {
+    out.duplicate = ack->Duplicate;
+    jsPubAck_Destroy(ack);
+  }
+  return out;
+}
+
 jetstream_source::jetstream_source(source_options opt, health& h)
     : opt_(std::move(opt)), health_(h), gate_(opt_.inflight_max_events, opt_.inflight_max_bytes) {
   source_metrics::get().inflight_events_limit.Set(static_cast<double>(opt_.inflight_max_events));

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -169,5 +170,18 @@ class jetstream_source final : public message_settlement {
 };
 
 const char* nats_error_text(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0));
+
+// A JetStream publish that waits for its PubAck, for the few that must know
+// the broker stored them before going on: a dead letter, a republish from the
+// outbox, a synchronous write from the API. `msg_id` (Nats-Msg-Id) may be
+// null.
+struct stored_ack {
+  natsStatus status = NATS_OK;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  bool duplicate = false;  // the stream already held a message with this Nats-Msg-Id
+  bool ok() const { return status == NATS_OK; }
+};
+stored_ack publish_and_wait(jsCtx* js, const std::string& subject, std::string_view body, const header_list& headers,
+                            const char* msg_id, int64_t max_wait_ms);
 
 }  // namespace trail

@@ -175,23 +175,10 @@ void outbox_keeper::reconcile() {
                      {{"tenant_sequence", msg_id}});
         continue;  // it never can be: the table holds it
       }
-      natsMsg* msg = nullptr;
-      if (natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())) != NATS_OK) {
-        row_ok[id] = false;
-        break;
-      }
-      jsPubOptions po;
-      jsPubOptions_Init(&po);
-      po.MsgId = msg_id.c_str();
-      po.MaxWait = opt_.publish_ack_timeout_ms;
-      jsPubAck* ack = nullptr;
-      jsErrCode jerr = static_cast<jsErrCode>(0);
-      const natsStatus s = js_PublishMsg(&ack, source_.js(), msg, &po, &jerr);
-      natsMsg_Destroy(msg);
-      if (ack) jsPubAck_Destroy(ack);
-      if (s != NATS_OK) {
+      const stored_ack sent = publish_and_wait(source_.js(), subject, body, {}, msg_id.c_str(), opt_.publish_ack_timeout_ms);
+      if (!sent.ok()) {
         log::limited(log::level::warn, "outbox", "republish from the table failed; the row is tried again later",
-                     {{"tenant_sequence", msg_id}, {"error", nats_error_text(s, jerr)}});
+                     {{"tenant_sequence", msg_id}, {"error", nats_error_text(sent.status, sent.jerr)}});
         row_ok[id] = false;
         break;
       }

@@ -32,12 +32,14 @@ struct reply {
   rapidjson::Document json;
 };
 
-reply get(int port, const std::string& path, const std::string& bearer) {
+// One request through a real HTTP client: a GET without a body, or a POST
+// with one; `bearer` may be empty (no Authorization header).
+reply call(int port, const std::string& path, const std::string& bearer, const std::string* body = nullptr,
+           httplib::Headers extra = {}, const char* type = "application/cloudevents+json") {
   httplib::Client cli("127.0.0.1", port);
-  cli.set_read_timeout(10, 0);
-  httplib::Headers h;
-  if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
-  auto res = cli.Get(path.c_str(), h);
+  cli.set_read_timeout(15, 0);
+  if (!bearer.empty()) extra.emplace("Authorization", "Bearer " + bearer);
+  auto res = body ? cli.Post(path.c_str(), extra, *body, type) : cli.Get(path.c_str(), extra);
   reply r;
   REQUIRE(res);
   r.status = res->status;
@@ -45,6 +47,13 @@ reply get(int port, const std::string& path, const std::string& bearer) {
   r.request_id = res->get_header_value("X-Request-Id");
   r.json.Parse(r.body.c_str());
   return r;
+}
+
+reply get(int port, const std::string& path, const std::string& bearer) { return call(port, path, bearer); }
+
+reply send(int port, const std::string& path, const std::string& bearer, const std::string& body, httplib::Headers extra = {},
+           const char* type = "application/cloudevents+json") {
+  return call(port, path, bearer, &body, std::move(extra), type);
 }
 
 // Event n of `tenant`: actor alternates between two users, occurred_at one
@@ -530,23 +539,6 @@ TEST_CASE("paging misses nothing and repeats nothing while 10,000 events arrive"
   INFO("live events committed while the walks ran: " << caught.size() - kBefore);
   CHECK(t.stop() == 0);
 }
-
-namespace {
-reply send(int port, const std::string& path, const std::string& bearer, const std::string& body,
-           httplib::Headers extra = {}, const char* type = "application/cloudevents+json") {
-  httplib::Client cli("127.0.0.1", port);
-  cli.set_read_timeout(15, 0);
-  extra.emplace("Authorization", "Bearer " + bearer);
-  auto res = cli.Post(path.c_str(), extra, body, type);
-  reply r;
-  REQUIRE(res);
-  r.status = res->status;
-  r.body = res->body;
-  r.request_id = res->get_header_value("X-Request-Id");
-  r.json.Parse(r.body.c_str());
-  return r;
-}
-}  // namespace
 
 TEST_CASE("synchronous writes answer after COMMIT, exactly once under retries", "[integration][api][write]") {
   broker b;
