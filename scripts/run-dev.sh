@@ -16,6 +16,7 @@ export TRAIL_API_PG_DSN=${TRAIL_API_PG_DSN:-${TRAIL_PG_DSN/postgres@/trail_reade
 export TRAIL_API_JWT_HS256_SECRET=${TRAIL_API_JWT_HS256_SECRET:-$(cat .dev/api-secret)}
 build/bin/traild --config config/trail.toml migrate
 TOKEN=$(build/bin/traild --config config/trail.toml dev-token --tenant acme --scopes audit:read,audit:export --subject dev --ttl 12h)
+WRITE_TOKEN=$(build/bin/traild --config config/trail.toml dev-token --tenant acme --scopes audit:write --subject dev-writer --ttl 12h)
 cat <<MSG
 
   Trail is starting: NATS $TRAIL_NATS_URL, PostgreSQL $TRAIL_PG_DSN
@@ -25,11 +26,14 @@ cat <<MSG
 
     build/bin/trail-send '{"tenant_id":"acme","action":"user.role.updated","actor":{"type":"user","id":"u-1"},"primary_resource":{"type":"user","id":"u-2"},"changes":{"old_value":{"role":"viewer"},"new_value":{"role":"admin"}}}'
 
-  and read it back (a dev token for tenant acme, valid 12 h; make another with
-  build/bin/traild dev-token --tenant acme --scopes audit:read):
+  and read it back (dev tokens for tenant acme, valid 12 h: TOKEN reads and
+  exports, WRITE_TOKEN writes synchronously; README "Reading the log" uses both):
 
     TOKEN=$TOKEN
+    WRITE_TOKEN=$WRITE_TOKEN
     curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/v1/tenants/acme/events
+
+  Make others with: TRAIL_API_JWT_HS256_SECRET=\$(cat .dev/api-secret) build/bin/traild dev-token --tenant acme --scopes audit:read
 
   Ctrl-C stops traild; \`make stop\` stops NATS and PostgreSQL (.dev/ keeps their data).
 
