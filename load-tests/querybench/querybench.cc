@@ -157,10 +157,13 @@ struct target {
 // omission).
 // The first `warmup` seconds are run but not counted: each reader connection
 // prepares and plans each statement shape on its first use.
+// With `timeline`, each counted second's request count and slowest request
+// go to stderr (to line stalls up with what the servers did).
 int run(int port, const std::string& token, const std::string& scenario, int clients, double seconds, double rate,
-        double warmup, const std::vector<target>& targets) {
+        double warmup, bool timeline, const std::vector<target>& targets) {
   std::atomic<bool> stop{false};
   std::vector<std::vector<double>> lat(clients);
+  std::vector<std::vector<std::pair<double, double>>> when(clients);  // (second since counting began, ms)
   std::vector<int> errors(clients, 0);
   std::vector<std::thread> threads;
   const auto begin = std::chrono::steady_clock::now();
@@ -206,7 +209,10 @@ int run(int port, const std::string& token, const std::string& scenario, int cli
           if (errors[c] < 3) std::fprintf(stderr, "querybench: %s -> %d\n", path.c_str(), res ? res->status : -1);
           continue;
         }
-        if (due >= counted_from) lat[c].push_back(ms);
+        if (due >= counted_from) {
+          lat[c].push_back(ms);
+          if (timeline) when[c].emplace_back(std::chrono::duration<double>(due - counted_from).count(), ms);
+        }
       }
     });
   }
@@ -218,6 +224,17 @@ int run(int port, const std::string& token, const std::string& scenario, int cli
   for (int c = 0; c < clients; ++c) {
     all.insert(all.end(), lat[c].begin(), lat[c].end());
     errs += errors[c];
+  }
+  if (timeline) {
+    std::vector<std::pair<int, double>> per_second(static_cast<size_t>(seconds) + 1, {0, 0.0});
+    for (const auto& v : when)
+      for (const auto& [t, ms] : v) {
+        auto& slot = per_second[std::min(per_second.size() - 1, static_cast<size_t>(t))];
+        ++slot.first;
+        slot.second = std::max(slot.second, ms);
+      }
+    for (size_t i = 0; i < per_second.size(); ++i)
+      std::fprintf(stderr, "second %zu: %d requests, slowest %.1f ms\n", i, per_second[i].first, per_second[i].second);
   }
   std::sort(all.begin(), all.end());
   auto pct = [&all](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))]; };
@@ -264,6 +281,7 @@ int main(int argc, char** argv) {
   int64_t events = 10000000;
   int tenants = 1000, days = 32, port = 8080, clients = 8;
   double zipf = 1.1, seconds = 15, rate = 0, warmup = 2;
+  bool timeline = false;
   std::string token, scenario = "first";
   auto* load_cmd = app.add_subcommand("load", "fill the ledger with synthetic events through COPY");
   load_cmd->add_option("--dsn", dsn, "PostgreSQL (the schema's owner)")->required();
@@ -279,6 +297,7 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--clients", clients);
   run_cmd->add_option("--seconds", seconds);
   run_cmd->add_option("--warmup", warmup, "seconds run before the measured ones (not counted)");
+  run_cmd->add_flag("--timeline", timeline, "each second's requests and slowest one, on stderr");
   run_cmd->add_option("--rate", rate, "requests/s over all clients (open loop); 0: as fast as answered (closed loop)");
   CLI11_PARSE(app, argc, argv);
   if (load_cmd->parsed()) return load(dsn, events, tenants, days, zipf);
@@ -287,5 +306,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "querybench: no tenants to query (load first)\n");
     return 1;
   }
-  return run(port, token, scenario, clients, seconds, rate, warmup, targets);
+  return run(port, token, scenario, clients, seconds, rate, warmup, timeline, targets);
 }
