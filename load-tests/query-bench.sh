@@ -55,9 +55,7 @@ echo "=== loading $N events through COPY"
 # insert threshold) partition after partition during the measurements; a
 # ledger in service has long been vacuumed.
 # The same for the checkpoint that would write the gigabytes the load and
-# the vacuum dirtied: one landed inside a measurement once (a get stalled
-# for ~0.6 s while the kernel throttled every writer of files, nats-server's
-# file store included).
+# the vacuum dirtied, 15 minutes later, in the middle of the measurements.
 echo "=== VACUUM (ANALYZE), CHECKPOINT"
 psql "$OWNER" -Xqc "VACUUM (ANALYZE) audit.events, audit.event_ids"
 psql "$OWNER" -Xqc "CHECKPOINT"
