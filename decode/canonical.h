@@ -1,0 +1,49 @@
+#pragma once
+// An event's canonical bytes: the one serialization of a stored row that its
+// hash covers (docs/INTEGRITY.md defines it precisely enough to re-implement).
+// The writer computes them from the typed event it is about to store; a
+// verifier computes them from the row PostgreSQL gives back. Both must agree
+// byte for byte, although PostgreSQL re-renders what it stores: jsonb orders
+// keys its own way, drops insignificant whitespace and prints numbers as its
+// numeric type does ("1e3" comes back as "1000"), and inet prints addresses
+// in its own form. So every JSON value is put in one canonical form (sorted
+// keys, PostgreSQL's number text) and every address in PostgreSQL's form.
+//
+// Pure; used by writer threads and by verifiers.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "decode/audit_event.h"
+
+namespace trail {
+
+// The first bytes of every event's canonical bytes: the format and its version.
+inline constexpr std::string_view kCanonicalEventPrefix = "trail.event.v1\n";
+
+// Appends `json` (one JSON value) in canonical form: no whitespace; object
+// members sorted by the bytes of their UTF-8 keys, of duplicate keys only the
+// last; strings with only `"`, `\` and control characters escaped (\b \f \n
+// \r \t, others \u00xx); numbers as numeric_text() prints them. False, with
+// `out` as it was, when `json` is not one JSON value.
+bool append_canonical_json(std::string_view json, std::string& out);
+
+// A JSON number as PostgreSQL's numeric type prints it: no exponent, no sign
+// on zero, no leading zeros, the fraction digits the input had less the
+// exponent ("1e3" → "1000", "1.50" → "1.50", "15e-1" → "1.5", "-0.0" →
+// "0.0"). `number` must match JSON's number grammar.
+std::string numeric_text(std::string_view number);
+
+// An IPv4 or IPv6 address as PostgreSQL's inet prints a host address
+// (IPv6 in lower case with its longest run of zero groups compressed). The
+// text as given when it is neither.
+std::string canonical_ip(std::string_view ip);
+
+// Appends the event's canonical bytes: kCanonicalEventPrefix, then one
+// canonical JSON object holding every column of its audit.events row (absent
+// optional columns as null; JSON columns as canonical JSON values; times as
+// RFC 3339 UTC with six fraction digits). False when a JSON column is not JSON.
+bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t recorded_at_us, std::string& out);
+
+}  // namespace trail
