@@ -18,7 +18,9 @@
 // `make test` runs it with a tiny count as a smoke test (it fails if any
 // generated event is refused).
 #include <CLI/CLI.hpp>
+#include <openssl/sha.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -29,6 +31,7 @@
 #include "app/options.h"
 #include "actors/batching.h"
 #include "decode/event_decoder.h"
+#include "decode/canonical.h"
 #include "decode/event_json.h"
 #include "sinks/event_rows.h"
 #include "sinks/sink.h"
@@ -46,6 +49,8 @@ int main(int argc, char** argv) {
   app.add_option("--size", size_text, "small|medium|large");
   app.add_option("--changes-share", changes, "share of events with before/after values");
   app.add_option("--stage", stage, "full (decode + route + COPY-encode) or decode")->check(CLI::IsMember({"full", "decode"}));
+  bool chain = false;
+  app.add_flag("--chain", chain, "full, plus each event's canonical bytes hashed into its tenant's SHA-256 chain");
   CLI11_PARSE(app, argc, argv);
 
   trail::loadgen::generator_options opts;
@@ -88,12 +93,21 @@ int main(int argc, char** argv) {
   trail::tenant_groups lanes[kLanes];
   trail::record_batch by_lane[kLanes];
   std::unordered_map<std::string, int64_t> heads;
-  std::string events_copy, ids_copy, committed;
+  std::string events_copy, ids_copy, committed, canonical;
+  std::unordered_map<std::string, std::array<unsigned char, SHA256_DIGEST_LENGTH>> chain_heads;
   uint64_t events = 0, refused = 0, rendered = 0, transactions = 0;
   auto write = [&](trail::record_batch&& txn) {  // what a writer renders for one transaction
     events_copy.clear();
     ids_copy.clear();
     for (auto& r : txn) r.sequence = ++heads[std::string(r.tenant_id())];
+    if (chain)
+      for (const auto& r : txn) {  // hash = SHA-256(previous hash || canonical bytes)
+        auto& head = chain_heads[std::string(r.tenant_id())];
+        canonical.assign(reinterpret_cast<const char*>(head.data()), head.size());
+        trail::append_canonical_event(r.event, r.sequence, 1795478400000000, canonical);
+        SHA256(reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size(), head.data());
+        rendered += canonical.size();
+      }
     for (const auto& r : txn) trail::render_rows(r.event, r.sequence, events_copy, ids_copy);
     rendered += events_copy.size() + ids_copy.size();
     for (const auto& r : txn) {  // after COMMIT, on the finalizer's thread
