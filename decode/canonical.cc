@@ -13,6 +13,9 @@
 #include "decode/event_json.h"
 
 namespace trail {
+
+void append_numeric_text(std::string_view number, std::string& out);
+
 namespace {
 
 void append_string(std::string_view s, std::string& out) {
@@ -42,96 +45,153 @@ void append_string(std::string_view s, std::string& out) {
   out.push_back('"');
 }
 
-// Builds the canonical text bottom-up from RapidJSON's SAX events: each
-// container collects its children's canonical texts, an object sorts its
-// members when it ends.
+// Writes the canonical text as RapidJSON's SAX events arrive, into one
+// buffer: scalars and arrays are final as written; an object's member values
+// are written one after another, remembered with their keys, and when the
+// object ends its text is rebuilt in key order. The buffers are reused from
+// one call to the next (a writer thread canonicalizes every event it stores).
 class canonical_handler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, canonical_handler> {
  public:
-  bool Null() { return value("null"); }
-  bool Bool(bool b) { return value(b ? "true" : "false"); }
-  bool RawNumber(const char* s, rapidjson::SizeType n, bool) { return value(numeric_text(std::string_view(s, n))); }
+  explicit canonical_handler(std::string& out) : out_(out) {
+    keys_.clear();
+    members_.clear();
+    stack_.clear();
+  }
+
+  bool Null() { return scalar("null"); }
+  bool Bool(bool b) { return scalar(b ? "true" : "false"); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    const size_t at = begin_value();
+    append_numeric_text(std::string_view(s, n), out_);
+    return end_value(at);
+  }
   bool String(const char* s, rapidjson::SizeType n, bool) {
-    std::string v;
-    append_string(std::string_view(s, n), v);
-    return value(std::move(v));
+    const size_t at = begin_value();
+    append_string(std::string_view(s, n), out_);
+    return end_value(at);
   }
   bool Key(const char* s, rapidjson::SizeType n, bool) {
-    stack_.back().key.assign(s, n);
+    pending_key_ = {keys_.size(), n};
+    keys_.append(s, n);
     return true;
   }
   bool StartObject() { return open(true); }
   bool StartArray() { return open(false); }
+  bool EndArray(rapidjson::SizeType) {
+    out_.push_back(']');
+    const frame f = stack_.back();
+    stack_.pop_back();
+    pending_key_ = f.key;
+    return end_value(f.start);
+  }
   bool EndObject(rapidjson::SizeType) {
-    auto& m = stack_.back().members;
+    const frame f = stack_.back();
+    stack_.pop_back();
+    const auto first = members_.begin() + static_cast<std::ptrdiff_t>(f.first_member);
+    auto key = [this](const member& m) { return std::string_view(keys_).substr(m.key.off, m.key.len); };
     // Sorted by key bytes; of equal keys the last one given is kept (as
     // PostgreSQL's jsonb does).
-    std::stable_sort(m.begin(), m.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    std::string v = "{";
-    for (size_t i = 0; i < m.size(); ++i) {
-      if (i + 1 < m.size() && m[i + 1].first == m[i].first) continue;
-      if (v.size() > 1) v.push_back(',');
-      append_string(m[i].first, v);
-      v.push_back(':');
-      v += m[i].second;
+    std::stable_sort(first, members_.end(), [&](const member& a, const member& b) { return key(a) < key(b); });
+    rebuilt_.assign(1, '{');
+    for (auto it = first; it != members_.end(); ++it) {
+      if (it + 1 != members_.end() && key(*(it + 1)) == key(*it)) continue;
+      if (rebuilt_.size() > 1) rebuilt_.push_back(',');
+      append_string(key(*it), rebuilt_);
+      rebuilt_.push_back(':');
+      rebuilt_.append(out_, it->value.off, it->value.len);
     }
-    v.push_back('}');
-    stack_.pop_back();
-    return value(std::move(v));
+    rebuilt_.push_back('}');
+    out_.resize(f.start);
+    out_ += rebuilt_;
+    keys_.resize(f.first_key);
+    members_.resize(f.first_member);
+    pending_key_ = f.key;
+    return end_value(f.start);
   }
-  bool EndArray(rapidjson::SizeType) {
-    std::string v = "[";
-    const auto& items = stack_.back().items;
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (i) v.push_back(',');
-      v += items[i];
-    }
-    v.push_back(']');
-    stack_.pop_back();
-    return value(std::move(v));
-  }
-
-  std::string result;
 
  private:
+  struct span {
+    size_t off = 0, len = 0;
+  };
+  struct member {
+    span key, value;
+  };
   struct frame {
     bool object;
-    std::string key;
-    std::vector<std::pair<std::string, std::string>> members;
-    std::vector<std::string> items;
+    size_t start;         // where the container's text begins in out_
+    size_t first_member;  // its members in members_ (objects)
+    size_t first_key;     // its keys in keys_ (objects)
+    span key;             // the key this container is the value of, in its parent
+    size_t items = 0;     // values written so far (arrays: for the commas)
   };
+
+  // Where the next value starts; an array's comma goes before it.
+  size_t begin_value() {
+    if (!stack_.empty() && !stack_.back().object && stack_.back().items++ > 0) out_.push_back(',');
+    return out_.size();
+  }
+  // A value of the current container is complete: an object member is remembered.
+  bool end_value(size_t at) {
+    if (!stack_.empty() && stack_.back().object) members_.push_back({pending_key_, {at, out_.size() - at}});
+    return true;
+  }
+  bool scalar(const char* text) {
+    const size_t at = begin_value();
+    out_ += text;
+    return end_value(at);
+  }
   bool open(bool object) {
-    stack_.push_back(frame{object, {}, {}, {}});
+    const span key = pending_key_;
+    const size_t at = begin_value();
+    out_.push_back(object ? '{' : '[');
+    stack_.push_back(frame{object, at, members_.size(), keys_.size(), key, 0});
     return true;
   }
-  bool value(std::string v) {
-    if (stack_.empty()) {
-      result = std::move(v);
-    } else if (stack_.back().object) {
-      stack_.back().members.emplace_back(std::move(stack_.back().key), std::move(v));
-    } else {
-      stack_.back().items.push_back(std::move(v));
-    }
-    return true;
-  }
-  std::vector<frame> stack_;
+
+  std::string& out_;
+  span pending_key_;
+  static thread_local std::string keys_, rebuilt_;
+  static thread_local std::vector<member> members_;
+  static thread_local std::vector<frame> stack_;
 };
+
+thread_local std::string canonical_handler::keys_, canonical_handler::rebuilt_;
+thread_local std::vector<canonical_handler::member> canonical_handler::members_;
+thread_local std::vector<canonical_handler::frame> canonical_handler::stack_;
 
 }  // namespace
 
 bool append_canonical_json(std::string_view json, std::string& out) {
   rapidjson::MemoryStream in(json.data(), json.size());
-  canonical_handler h;
+  const size_t before = out.size();
+  canonical_handler h(out);
   rapidjson::Reader reader;
   // Iterative: a stored value read back for verification may nest deeper than
   // any event Trail accepted (someone else may have written it).
   constexpr unsigned kFlags =
       rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag;
-  if (reader.Parse<kFlags>(in, h).IsError() || in.Tell() != json.size()) return false;
-  out += h.result;
+  if (reader.Parse<kFlags>(in, h).IsError() || in.Tell() != json.size()) {
+    out.resize(before);
+    return false;
+  }
   return true;
 }
 
 std::string numeric_text(std::string_view number) {
+  std::string out;
+  append_numeric_text(number, out);
+  return out;
+}
+
+void append_numeric_text(std::string_view number, std::string& out) {
+  // Most numbers have no exponent: PostgreSQL prints them as given, but for
+  // the sign of a zero.
+  if (number.find_first_of("eE") == std::string_view::npos) {
+    const bool negative = !number.empty() && number[0] == '-';
+    const bool zero = number.find_first_not_of("-0.") == std::string_view::npos;
+    out.append(negative && zero ? number.substr(1) : number);
+    return;
+  }
   // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
   size_t i = 0;
   const bool negative = i < number.size() && number[i] == '-';
@@ -152,17 +212,17 @@ std::string numeric_text(std::string_view number) {
     while (i < number.size() && number[i] >= '0' && number[i] <= '9') {
       // Beyond what PostgreSQL's numeric accepts: such a value is never
       // stored, and its text is left as it came.
-      if (exponent > 1000000) return std::string(number);
+      if (exponent > 1000000) return out.append(number), void();
       exponent = exponent * 10 + (number[i++] - '0');
     }
     if (exp_negative) exponent = -exponent;
   }
-  if (i != number.size() || digits.empty()) return std::string(number);
+  if (i != number.size() || digits.empty()) return out.append(number), void();
   // The value is 0.<digits> × 10^point; the fraction keeps frac_len −
   // exponent digits (at least none), as numeric's display scale does.
   const int64_t point = static_cast<int64_t>(int_len) + exponent;
   const int64_t scale = std::max<int64_t>(0, static_cast<int64_t>(frac_len) - exponent);
-  if (point > 2000000 || scale > 2000000) return std::string(number);
+  if (point > 2000000 || scale > 2000000) return out.append(number), void();
   auto digit_at = [&](int64_t pos) { return pos >= 0 && pos < static_cast<int64_t>(digits.size()) ? digits[pos] : '0'; };
   std::string whole;
   for (int64_t pos = 0; pos < point; ++pos) {
@@ -170,14 +230,13 @@ std::string numeric_text(std::string_view number) {
     if (whole.empty() && d == '0') continue;  // no leading zeros
     whole.push_back(d);
   }
-  if (whole.empty()) whole = "0";
+  if (whole.empty()) whole.push_back('0');
   std::string fraction;
   for (int64_t pos = point; pos < point + scale; ++pos) fraction.push_back(digit_at(pos));
   const bool zero = digits.find_first_not_of('0') == std::string::npos;
-  std::string out = negative && !zero ? "-" : "";
+  if (negative && !zero) out.push_back('-');
   out += whole;
-  if (!fraction.empty()) out += "." + fraction;
-  return out;
+  if (!fraction.empty()) out.append(".").append(fraction);
 }
 
 std::string canonical_ip(std::string_view ip) {
@@ -246,7 +305,14 @@ bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t reco
   text("outcome_error_code", F::outcome_error_code);
   text("outcome_status", F::outcome_status);
   key("recorded_at");
-  append_string(format_rfc3339_us(recorded_at_us), out);
+  // Every event of a transaction has the same recorded time: formatted once.
+  thread_local int64_t recorded_cached_us = -1;
+  thread_local std::string recorded_cached;
+  if (recorded_at_us != recorded_cached_us) {
+    recorded_cached = format_rfc3339_us(recorded_at_us);
+    recorded_cached_us = recorded_at_us;
+  }
+  append_string(recorded_cached, out);
   json("related_resources", F::related_resources);
   text("request_id", F::request_id);
   text("resource_id", F::resource_id);
