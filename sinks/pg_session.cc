@@ -50,6 +50,7 @@ void pg_session::close() {
   conn_ = nullptr;
   broken_ = false;
   prepared_.clear();
+  prepared_names_ = 0;
 }
 
 bool pg_session::in_transaction_block() const {
@@ -78,7 +79,9 @@ db_result pg_session::exec_pipeline(const std::vector<step>& steps) {
     if (st.prepared) {
       auto it = prepared_.find(*st.sql);
       if (it == prepared_.end() && prepared_.size() < kMaxPrepared) {
-        it = prepared_.emplace(*st.sql, "trail_" + std::to_string(prepared_.size() + 1)).first;
+        // Names are never reused on a connection: a statement forgotten
+        // after its pipeline failed may still exist on the server.
+        it = prepared_.emplace(*st.sql, "trail_" + std::to_string(++prepared_names_)).first;
         fresh.push_back(*st.sql);
         sent = sent && PQsendPrepare(conn_, it->second.c_str(), st.sql->c_str(), n, nullptr);
         keeps.push_back(nullptr);

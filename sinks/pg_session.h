@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -80,6 +81,7 @@ class pg_session {
   bool broken_ = false;
   // Statement text -> name of its prepared statement on this connection.
   std::unordered_map<std::string, std::string> prepared_;
+  uint64_t prepared_names_ = 0;  // names given on this connection
 };
 
 // PostgreSQL array literals for text parameters ($1::text[], $1::bigint[]).

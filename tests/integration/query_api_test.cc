@@ -404,6 +404,13 @@ TEST_CASE("reader sessions: a pipeline carries the tenant to its statement, a re
   REQUIRE(pipeline(read_back, {"z"}, &res).ok());
   CHECK(std::string(PQgetvalue(res, 0, 0)) == "acme/z");
   PQclear(res);
+  // The refused statement was prepared on the server before its execution
+  // failed, and forgotten by the session: a new statement must not be given
+  // its name.
+  const std::string fresh = "SELECT $1::text || '!'";
+  REQUIRE(pipeline(fresh, {"new"}, &res).ok());
+  CHECK(std::string(PQgetvalue(res, 0, 0)) == "new!");
+  PQclear(res);
   // A PREPARE that fails is forgotten, so fixing nothing and retrying fails
   // the same way instead of executing a statement that does not exist.
   const std::string broken = "SELECT no_such_column FROM audit.events WHERE tenant_id = $1";
