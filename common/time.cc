@@ -110,11 +110,25 @@ std::string format_rfc3339_us(int64_t us) {
   int y;
   unsigned m, d;
   civil_from_days(days, y, m, d);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", y, m, d,
-                static_cast<int>(rem / 3600), static_cast<int>(rem % 3600 / 60),
-                static_cast<int>(rem % 60), static_cast<int>(frac));
-  return buf;
+  if (y < 0 || y > 9999) {  // outside RFC 3339's years: printed, not formatted by hand
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", y, m, d, static_cast<int>(rem / 3600),
+                  static_cast<int>(rem % 3600 / 60), static_cast<int>(rem % 60), static_cast<int>(frac));
+    return buf;
+  }
+  // Digits written directly: every event's time is formatted on the hot path.
+  std::string out = "0000-00-00T00:00:00.000000Z";
+  auto put = [&out](size_t end, int64_t v, int width) {
+    for (int i = 0; i < width; ++i, v /= 10) out[end - static_cast<size_t>(i)] = static_cast<char>('0' + v % 10);
+  };
+  put(3, y, 4);
+  put(6, m, 2);
+  put(9, d, 2);
+  put(12, rem / 3600, 2);
+  put(15, rem % 3600 / 60, 2);
+  put(18, rem % 60, 2);
+  put(25, frac, 6);
+  return out;
 }
 
 int64_t now_unix_us() {

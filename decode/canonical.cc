@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <utility>
 #include <vector>
 
+#include "common/sha256.h"
 #include "common/time.h"
 #include "decode/event_json.h"
 
@@ -18,13 +20,36 @@ void append_numeric_text(std::string_view number, std::string& out);
 
 namespace {
 
+// The bytes a canonical string escapes: control characters, '"' and '\\'.
+constexpr auto kEscaped = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = true;
+  t['"'] = t['\\'] = true;
+  return t;
+}();
+
+// True when one of the 8 bytes of `w` is below 0x20, '"' or '\\' (the
+// classic "has a zero byte" and "has a byte less than n" bit tricks).
+inline bool word_needs_escape(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+  const uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
+  return below_space | has_zero(w ^ (kOnes * '"')) | has_zero(w ^ (kOnes * '\\'));
+}
+
 void append_string(std::string_view s, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   size_t run = 0;  // start of the characters not yet written, which need no escape
-  for (size_t i = 0; i < s.size(); ++i) {
+  // Most strings need no escape at all: skip them 8 bytes at a time.
+  size_t i = 0;
+  for (uint64_t w; i + 8 <= s.size(); i += 8) {
+    std::memcpy(&w, s.data() + i, 8);
+    if (word_needs_escape(w)) break;
+  }
+  for (; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (!kEscaped[c]) continue;
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
@@ -52,7 +77,10 @@ void append_string(std::string_view s, std::string& out) {
 // one call to the next (a writer thread canonicalizes every event it stores).
 class canonical_handler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, canonical_handler> {
  public:
-  explicit canonical_handler(std::string& out) : out_(out) {
+  // `drop`: top-level object members to leave out, their values into `removed` (same index).
+  canonical_handler(std::string& out, const std::vector<std::string_view>* drop = nullptr,
+                    std::vector<std::string>* removed = nullptr)
+      : out_(out), drop_(drop), removed_(removed) {
     keys_.clear();
     members_.clear();
     stack_.clear();
@@ -93,8 +121,18 @@ class canonical_handler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>,
     // PostgreSQL's jsonb does).
     std::stable_sort(first, members_.end(), [&](const member& a, const member& b) { return key(a) < key(b); });
     rebuilt_.assign(1, '{');
+    const bool top = stack_.empty();
     for (auto it = first; it != members_.end(); ++it) {
       if (it + 1 != members_.end() && key(*(it + 1)) == key(*it)) continue;
+      if (top && drop_) {  // a top-level member taken out, its canonical value kept aside
+        bool dropped = false;
+        for (size_t d = 0; d < drop_->size() && !dropped; ++d)
+          if ((*drop_)[d] == key(*it)) {
+            (*removed_)[d].assign(out_, it->value.off, it->value.len);
+            dropped = true;
+          }
+        if (dropped) continue;
+      }
       if (rebuilt_.size() > 1) rebuilt_.push_back(',');
       append_string(key(*it), rebuilt_);
       rebuilt_.push_back(':');
@@ -149,6 +187,8 @@ class canonical_handler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>,
   }
 
   std::string& out_;
+  const std::vector<std::string_view>* drop_;
+  std::vector<std::string>* removed_;
   span pending_key_;
   static thread_local std::string keys_, rebuilt_;
   static thread_local std::vector<member> members_;
@@ -161,10 +201,13 @@ thread_local std::vector<canonical_handler::frame> canonical_handler::stack_;
 
 }  // namespace
 
-bool append_canonical_json(std::string_view json, std::string& out) {
+namespace {
+
+bool canonicalize(std::string_view json, std::string& out, const std::vector<std::string_view>* drop,
+                  std::vector<std::string>* removed) {
   rapidjson::MemoryStream in(json.data(), json.size());
   const size_t before = out.size();
-  canonical_handler h(out);
+  canonical_handler h(out, drop, removed);
   rapidjson::Reader reader;
   // Iterative: a stored value read back for verification may nest deeper than
   // any event Trail accepted (someone else may have written it).
@@ -175,6 +218,20 @@ bool append_canonical_json(std::string_view json, std::string& out) {
     return false;
   }
   return true;
+}
+
+}  // namespace
+
+bool append_canonical_json(std::string_view json, std::string& out) { return canonicalize(json, out, nullptr, nullptr); }
+
+bool append_canonical_json_without(std::string_view json, const std::vector<std::string_view>& drop, std::string& out,
+                                   std::vector<std::string>& removed) {
+  removed.assign(drop.size(), std::string());
+  if (json.empty() || json.front() != '{') {
+    const size_t first = json.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos || json[first] != '{') return false;
+  }
+  return canonicalize(json, out, &drop, &removed);
 }
 
 std::string numeric_text(std::string_view number) {
@@ -254,11 +311,12 @@ bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t reco
   out.push_back('{');
   bool ok = true;
   bool first = true;
-  auto key = [&](std::string_view k) {
+  auto key = [&](std::string_view k) {  // a column name: nothing in it to escape
     if (!first) out.push_back(',');
     first = false;
-    append_string(k, out);
-    out.push_back(':');
+    out.push_back('"');
+    out.append(k);
+    out.append("\":", 2);
   };
   auto text = [&](std::string_view k, F f) {
     key(k);
@@ -300,8 +358,9 @@ bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t reco
   key("ingest_mode");
   append_string(to_string(e.mode), out);
   json("metadata", F::metadata);
-  key("occurred_at");
-  append_string(format_rfc3339_us(e.occurred_at_us), out);
+  // The text the row stores (the decoder formats it from occurred_at_us; a
+  // row read back has PostgreSQL's rendering in the same form).
+  text("occurred_at", F::occurred_at);
   text("outcome_error_code", F::outcome_error_code);
   text("outcome_status", F::outcome_status);
   key("recorded_at");
@@ -326,6 +385,49 @@ bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t reco
   text("trace_id", F::trace_id);
   out.push_back('}');
   return ok;
+}
+
+chain_hash chain_next(const chain_hash& prev, std::string_view canonical) {
+  thread_local std::string input;
+  input.assign(reinterpret_cast<const char*>(prev.data()), prev.size());
+  input.append(canonical);
+  return sha256(input);
+}
+
+bool chain_event(const chain_hash& prev, const audit_event& e, int64_t sequence, int64_t recorded_at_us,
+                 std::string& scratch, chain_hash& out) {
+  // The previous link goes first in the same buffer: one SHA-256 call, no copy.
+  scratch.assign(reinterpret_cast<const char*>(prev.data()), prev.size());
+  if (!append_canonical_event(e, sequence, recorded_at_us, scratch)) return false;
+  out = sha256(scratch);
+  return true;
+}
+
+std::string to_hex(const chain_hash& h) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(64, '0');
+  for (size_t i = 0; i < h.size(); ++i) {
+    out[2 * i] = kHex[h[i] >> 4];
+    out[2 * i + 1] = kHex[h[i] & 0xf];
+  }
+  return out;
+}
+
+std::optional<chain_hash> chain_hash_from_hex(std::string_view hex) {
+  if (hex.size() != 64) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  chain_hash out;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return out;
 }
 
 }  // namespace trail

@@ -11,9 +11,12 @@
 //
 // Pure; used by writer threads and by verifiers.
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "decode/audit_event.h"
 
@@ -28,6 +31,12 @@ inline constexpr std::string_view kCanonicalEventPrefix = "trail.event.v1\n";
 // \r \t, others \u00xx); numbers as numeric_text() prints them. False, with
 // `out` as it was, when `json` is not one JSON value.
 bool append_canonical_json(std::string_view json, std::string& out);
+
+// The canonical form of a JSON object with its top-level members named in
+// `drop` left out; `removed[i]` receives the canonical value of `drop[i]`
+// (empty when absent). False when `json` is not one JSON object.
+bool append_canonical_json_without(std::string_view json, const std::vector<std::string_view>& drop, std::string& out,
+                                   std::vector<std::string>& removed);
 
 // A JSON number as PostgreSQL's numeric type prints it: no exponent, no sign
 // on zero, no leading zeros, the fraction digits the input had less the
@@ -45,5 +54,24 @@ std::string canonical_ip(std::string_view ip);
 // optional columns as null; JSON columns as canonical JSON values; times as
 // RFC 3339 UTC with six fraction digits). False when a JSON column is not JSON.
 bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t recorded_at_us, std::string& out);
+
+// ---- the hash chain (docs/INTEGRITY.md, "The chain") ----
+
+// One link of a tenant's chain: SHA-256 of the previous link followed by the
+// event's canonical bytes. A tenant's first event chains from 32 zero bytes.
+using chain_hash = std::array<uint8_t, 32>;
+inline constexpr chain_hash kChainGenesis{};
+
+// SHA-256(prev || canonical).
+chain_hash chain_next(const chain_hash& prev, std::string_view canonical);
+
+// The event's link, computed in `scratch` (reused between calls). False when
+// append_canonical_event fails.
+bool chain_event(const chain_hash& prev, const audit_event& e, int64_t sequence, int64_t recorded_at_us,
+                 std::string& scratch, chain_hash& out);
+
+// 64 lower-case hex digits, and back (nullopt unless exactly 64 hex digits).
+std::string to_hex(const chain_hash& h);
+std::optional<chain_hash> chain_hash_from_hex(std::string_view hex);
 
 }  // namespace trail

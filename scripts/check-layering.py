@@ -16,22 +16,27 @@ import sys
 # folder -> what it may include besides itself: "folder/" (all of it) or "folder/file.h".
 ALLOWED = {
     # Time and UUID helpers only: decoding knows nothing of the pipeline.
-    "decode": {"common/time.h", "common/uuid.h"},
+    "decode": {"common/time.h", "common/uuid.h", "common/sha256.h"},
     # The pipeline's carrier types hold typed events and rejections.
     "common": {"decode/audit_event.h", "decode/message.h", "decode/rejection.h"},
     "config": set(),
+    # Keys, signed checkpoints and chain verification over canonical bytes:
+    # pure, so the online and offline verifiers share them.
+    "integrity": {"common/time.h", "common/sha256.h", "decode/canonical.h", "decode/audit_event.h"},
     # The database side: typed events in, rows out.
     # Components take their own options structs (app/options.cc fills them), never config/.
     "sinks": {"common/", "decode/"},
     # Migrations and the installation's statements use the bounded libpq session.
-    "store": {"common/", "sinks/pg_session.h", "sinks/db_result.h"},
+    "store": {"common/", "decode/canonical.h", "sinks/pg_session.h", "sinks/db_result.h", "sinks/copy_encoding.h",
+              "sinks/event_reader.h"},
     # Actors see the broker and the database only through their seams.
     "actors": {"common/", "decode/", "sinks/sink.h", "ingest/source.h"},
     # The broker side settles what the database side committed.
-    "ingest": {"common/", "decode/", "sinks/"},
+    "ingest": {"common/", "decode/", "sinks/", "integrity/"},
     # The read side renders stored events with decode/'s codec and reads them
     # through sinks/' session and row reader.
-    "api": {"common/", "decode/", "sinks/pg_session.h", "sinks/db_result.h", "sinks/event_reader.h", "sinks/event_rows.h"},
+    "api": {"common/", "decode/", "integrity/", "sinks/pg_session.h", "sinks/db_result.h", "sinks/event_reader.h",
+            "sinks/event_rows.h"},
 }
 LAYERS = set(ALLOWED) | {"app", "tests", "load-tests", "examples"}  # the last four may include anything
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

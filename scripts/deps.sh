@@ -7,6 +7,7 @@ PKGS=(
   build-essential cmake pkg-config
   libcaf-dev libnats-dev libpq-dev libconcurrentqueue-dev rapidjson-dev
   prometheus-cpp-dev catch2 libcpp-httplib-dev libtomlplusplus-dev libcli11-dev libssl-dev libjemalloc-dev libjwt-dev
+  libsodium-dev libzstd-dev
   nats-server postgresql-15 prometheus curl python3 python3-jsonschema procps
 )
 

@@ -49,6 +49,16 @@ class row_builder {
     const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
     out_.append(digits, static_cast<size_t>(end - digits));
   }
+  // A bytea in PostgreSQL's hex form, \x… (its backslash escaped for COPY).
+  void bytea(const uint8_t* data, size_t n) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    sep();
+    out_.append("\\\\x", 3);
+    for (size_t i = 0; i < n; ++i) {
+      out_.push_back(kHex[data[i] >> 4]);
+      out_.push_back(kHex[data[i] & 0xf]);
+    }
+  }
   void end_row() { out_.push_back('\n'); }
 
  private:

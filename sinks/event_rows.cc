@@ -1,9 +1,9 @@
 #include "sinks/event_rows.h"
 
-#include <openssl/sha.h>
 
 #include <charconv>
 
+#include "common/sha256.h"
 #include "decode/event_json.h"
 #include "sinks/copy_encoding.h"
 
@@ -15,10 +15,9 @@ identity_digest_t identity_digest(std::string_view source, std::string_view id) 
   const auto end = std::to_chars(len, len + sizeof len, source.size()).ptr;
   input.assign(len, static_cast<size_t>(end - len)).push_back(':');
   input.append(source).append(id);
-  unsigned char full[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), full);
+  const sha256_digest full = sha256(input);
   identity_digest_t out;
-  std::copy(full, full + out.size(), out.begin());
+  std::copy(full.begin(), full.begin() + static_cast<long>(out.size()), out.begin());
   return out;
 }
 
@@ -32,7 +31,8 @@ std::string digest_hex(const identity_digest_t& d) {
   return out;
 }
 
-void render_rows(const audit_event& e, int64_t sequence, std::string& events_copy, std::string& ids_copy) {
+void render_rows(const audit_event& e, int64_t sequence, const chain_hash& prev, const chain_hash& hash,
+                 std::string& events_copy, std::string& ids_copy) {
   using F = event_field;
   copy_text::row_builder row(events_copy);
   auto text = [&](F f) { row.text(e.get(f)); };
@@ -74,6 +74,8 @@ void render_rows(const audit_event& e, int64_t sequence, std::string& events_cop
   } else {
     row.null();
   }
+  row.bytea(prev.data(), prev.size());
+  row.bytea(hash.data(), hash.size());
   row.end_row();
 
   copy_text::row_builder id_row(ids_copy);

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "decode/audit_event.h"
+#include "decode/canonical.h"
 
 namespace trail {
 
@@ -20,7 +21,7 @@ inline constexpr const char* kEventsCopy =
     "action, category, severity, actor_type, actor_id, actor_display_name, actor_ip, "
     "actor_user_agent, actor_session_id, resource_type, resource_id, related_resources, "
     "changes, outcome_status, outcome_error_code, description, metadata, correlation_id, "
-    "request_id, source_service, trace_id, extra) FROM STDIN";
+    "request_id, source_service, trace_id, extra, prev_hash, hash) FROM STDIN";
 
 inline constexpr const char* kEventIdsCopy =
     "COPY audit.event_ids (tenant_id, id_digest, ce_source, ce_id, sequence, occurred_at) FROM STDIN";
@@ -33,8 +34,10 @@ identity_digest_t identity_digest(std::string_view source, std::string_view id);
 // 32 lowercase hex digits: a uuid as PostgreSQL reads it.
 std::string digest_hex(const identity_digest_t& d);
 
-// Appends the event's row to `events_copy` (kEventsCopy's columns) and its
-// identity row to `ids_copy` (kEventIdsCopy's columns).
-void render_rows(const audit_event& e, int64_t sequence, std::string& events_copy, std::string& ids_copy);
+// Appends the event's row to `events_copy` (kEventsCopy's columns, with its
+// chain links `prev` and `hash`) and its identity row to `ids_copy`
+// (kEventIdsCopy's columns).
+void render_rows(const audit_event& e, int64_t sequence, const chain_hash& prev, const chain_hash& hash,
+                 std::string& events_copy, std::string& ids_copy);
 
 }  // namespace trail

@@ -23,6 +23,8 @@ write_plan write_plan::start(const std::vector<audit_record>& records) {
   p.stored_at.assign(n, 0);
   p.collided.assign(n, false);
   p.seq.assign(n, 0);
+  p.prev_hash.assign(n, kChainGenesis);
+  p.hash.assign(n, kChainGenesis);
   // Identity: (tenant, source, id). The separator cannot occur in a tenant id.
   std::unordered_map<std::string, int> seen;
   std::string key;
@@ -57,14 +59,26 @@ void write_plan::apply_stored(const std::vector<stored_identity>& found) {
     if (same_as[i] >= 0) collided[i] = collided[static_cast<size_t>(same_as[i])];
 }
 
-void write_plan::assign(const std::vector<audit_record>& records, tenant_heads& heads) {
+long write_plan::assign(const std::vector<audit_record>& records, tenant_heads& heads, int64_t now_us) {
   rows = 0;
+  thread_local std::string scratch;
+  const tenant_heads before = heads;
   for (size_t i = 0; i < records.size(); ++i) {
     seq[i] = 0;
     if (same_as[i] >= 0 || stored_seq[i] > 0 || collided[i]) continue;
-    seq[i] = ++heads[std::string(records[i].tenant_id())];
+    tenant_head& head = heads[std::string(records[i].tenant_id())];
+    seq[i] = ++head.sequence;
+    prev_hash[i] = head.hash;
+    if (!chain_event(head.hash, records[i].event, seq[i], now_us, scratch, hash[i])) {
+      heads = before;
+      std::fill(seq.begin(), seq.end(), 0);
+      rows = 0;
+      return static_cast<long>(i);
+    }
+    head.hash = hash[i];
     ++rows;
   }
+  return -1;
 }
 
 outbox_ranges write_plan::ranges(const std::vector<audit_record>& records) const {
@@ -118,7 +132,7 @@ void render_inserts(const std::vector<audit_record>& records, const write_plan& 
   events_copy.clear();
   ids_copy.clear();
   for (size_t i = 0; i < records.size(); ++i)
-    if (plan.inserts(i)) render_rows(records[i].event, plan.seq[i], events_copy, ids_copy);
+    if (plan.inserts(i)) render_rows(records[i].event, plan.seq[i], plan.prev_hash[i], plan.hash[i], events_copy, ids_copy);
 }
 
 // ---- the writer ----
@@ -164,7 +178,16 @@ db_result ledger_writer::try_write(std::vector<audit_record>& records, bool dedu
     if (auto r = session_.find_stored(plan.lookup_keys(records), found); !r.ok()) return r;
     plan.apply_stored(found);
   }
-  plan.assign(records, heads);
+  if (const long bad = plan.assign(records, heads, now_us); bad >= 0) {
+    // The decoder admits only valid JSON, so this is a defect, never data to
+    // store unhashed: the event is refused alone (bisecting) with the reason.
+    db_result r;
+    r.kind = result_kind::bad_data;
+    r.sqlstate = "22P02";
+    r.message = "the canonical bytes of event " + std::string(records[static_cast<size_t>(bad)].ce_id()) +
+                " cannot be computed: a JSON column is not valid JSON";
+    return r;
+  }
   render_inserts(records, plan, events_buf_, ids_buf_);
   if (plan.rows > 0) {
     if (auto r = session_.insert(ids_buf_, events_buf_); !r.ok()) {

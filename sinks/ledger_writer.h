@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/record.h"
+#include "decode/canonical.h"
 #include "sinks/db_result.h"
 #include "sinks/sink.h"
 
@@ -42,7 +43,13 @@ struct stored_identity {
   bool same_event;         // source and id match (false: another event holds the digest)
 };
 
-using tenant_heads = std::unordered_map<std::string, int64_t>;
+// A tenant's head: its last sequence and the link of its chain that ends there
+// (kChainGenesis before its first event).
+struct tenant_head {
+  int64_t sequence = 0;
+  chain_hash hash = kChainGenesis;
+};
+using tenant_heads = std::unordered_map<std::string, tenant_head>;
 
 // The sequences a transaction assigned, per tenant (contiguous by
 // construction): one audit.outbox row.
@@ -84,6 +91,7 @@ struct write_plan {
   std::vector<int64_t> stored_at;    // its recorded_at (0: unknown)
   std::vector<bool> collided;        // another event holds this identity's digest
   std::vector<int64_t> seq;          // the sequence assigned now (0: not inserted)
+  std::vector<chain_hash> prev_hash, hash;  // the chain links of the records inserted now
   size_t rows = 0;                   // records inserted now
 
   // Tenants, repeats inside the batch; nothing stored known yet.
@@ -91,8 +99,11 @@ struct write_plan {
   // The keys to look up: one per identity (repeats share their first's).
   std::vector<identity_key> lookup_keys(const std::vector<audit_record>& records) const;
   void apply_stored(const std::vector<stored_identity>& found);
-  // Sequences for the records to insert, in batch order, advancing `heads`.
-  void assign(const std::vector<audit_record>& records, tenant_heads& heads);
+  // Sequences and chain links for the records to insert, in batch order (so
+  // in sequence order within a tenant), advancing `heads`; `now_us` is the
+  // transaction's time, the rows' recorded_at. Returns the index of a record
+  // whose canonical bytes cannot be computed (nothing assigned then), or -1.
+  long assign(const std::vector<audit_record>& records, tenant_heads& heads, int64_t now_us);
   bool inserts(size_t i) const { return seq[i] > 0; }
   outbox_ranges ranges(const std::vector<audit_record>& records) const;
   // After COMMIT: each record's sequence, recorded time, duplicate flag and

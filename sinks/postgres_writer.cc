@@ -37,18 +37,30 @@ class pg_ledger final : public ledger_session {
   }
 
   db_result lock_heads(const std::vector<std::string>& tenants, tenant_heads& heads, int64_t& now_us) override {
-    // In tenant order: no deadlock between writers or replicas.
+    // In tenant order: no deadlock between writers or replicas. The head's
+    // link is locked with its sequence: the chain cannot fork.
     const std::string arr = text_array(tenants);
     const char* p[] = {arr.c_str()};
     PGresult* res = nullptr;
-    if (auto r = s_.exec("SELECT tenant_id, last_sequence, (extract(epoch FROM now()) * 1000000)::bigint "
+    if (auto r = s_.exec("SELECT tenant_id, last_sequence, encode(head_hash, 'hex'), "
+                         "(extract(epoch FROM now()) * 1000000)::bigint "
                          "FROM audit.tenant_heads WHERE tenant_id = ANY($1::text[]) ORDER BY tenant_id FOR UPDATE",
                          1, p, &res);
         !r.ok())
       return r;
     for (int i = 0; i < PQntuples(res); ++i) {
-      heads[PQgetvalue(res, i, 0)] = std::stoll(PQgetvalue(res, i, 1));
-      now_us = std::stoll(PQgetvalue(res, i, 2));
+      const auto hash = chain_hash_from_hex(PQgetvalue(res, i, 2));
+      if (!hash) {
+        PQclear(res);
+        db_result bad;
+        bad.kind = result_kind::unavailable;
+        bad.sqlstate = kLedgerInvariant;
+        bad.message = std::string("audit.tenant_heads.head_hash of tenant ") + PQgetvalue(res, i, 0) +
+                      " is not 32 bytes; the chain cannot be continued";
+        return bad;
+      }
+      heads[PQgetvalue(res, i, 0)] = {std::stoll(PQgetvalue(res, i, 1)), *hash};
+      now_us = std::stoll(PQgetvalue(res, i, 3));
     }
     PQclear(res);
     return {};
@@ -90,17 +102,19 @@ class pg_ledger final : public ledger_session {
   }
 
   db_result advance_heads(const tenant_heads& heads) override {
-    std::vector<std::string> ts;
+    std::vector<std::string> ts, hs;
     std::vector<int64_t> ss;
-    for (const auto& [t, s] : heads) {
+    for (const auto& [t, h] : heads) {
       ts.push_back(t);
-      ss.push_back(s);
+      ss.push_back(h.sequence);
+      hs.push_back(to_hex(h.hash));
     }
-    const std::string tenants = text_array(ts), seqs = bigint_array(ss);
-    const char* p[] = {tenants.c_str(), seqs.c_str()};
-    return s_.exec("UPDATE audit.tenant_heads h SET last_sequence = v.s, updated_at = now() "
-                   "FROM unnest($1::text[], $2::bigint[]) AS v(t, s) WHERE h.tenant_id = v.t AND h.last_sequence < v.s",
-                   2, p);
+    const std::string tenants = text_array(ts), seqs = bigint_array(ss), hashes = text_array(hs);
+    const char* p[] = {tenants.c_str(), seqs.c_str(), hashes.c_str()};
+    return s_.exec("UPDATE audit.tenant_heads h SET last_sequence = v.s, head_hash = decode(v.h, 'hex'), "
+                   "updated_at = now() FROM unnest($1::text[], $2::bigint[], $3::text[]) AS v(t, s, h) "
+                   "WHERE h.tenant_id = v.t AND h.last_sequence < v.s",
+                   3, p);
   }
 
   db_result record_outbox(const outbox_ranges& ranges, int64_t& id) override {

@@ -24,7 +24,8 @@ struct migrate_result {
   std::string error;
 };
 
-migrate_result apply_migrations(const std::string& dsn);
+// `up_to`: stop after this version (tests of a migration over older data).
+migrate_result apply_migrations(const std::string& dsn, int up_to = 1 << 30);
 // The schema version a database is at (0: not migrated), or -1 if unreachable.
 int schema_version(const std::string& dsn, std::string* error = nullptr);
 // Creates the daily partitions from today - behind to today + ahead.

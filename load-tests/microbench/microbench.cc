@@ -7,8 +7,9 @@
 //   route    the split by writer lane and the batcher's grouping by tenant
 //            into transactions of pg.txn_max_events (tenant_groups);
 //   encode   the writer's COPY rows for audit.event_ids and audit.events
-//            (render_rows), with per-tenant sequences, and the finalizer's
-//            committed CloudEvent (render_committed_event).
+//            (render_rows), with per-tenant sequences and chain links
+//            (chain_event; --no-chain writes zero links), and the
+//            finalizer's committed CloudEvent (render_committed_event).
 // and reports ns per event (--stage decode stops after the first step). Use
 // it to see a regression in seconds, without the 20-minute bench:
 //
@@ -49,8 +50,10 @@ int main(int argc, char** argv) {
   app.add_option("--size", size_text, "small|medium|large");
   app.add_option("--changes-share", changes, "share of events with before/after values");
   app.add_option("--stage", stage, "full (decode + route + COPY-encode) or decode")->check(CLI::IsMember({"full", "decode"}));
-  bool chain = false;
-  app.add_flag("--chain", chain, "full, plus each event's canonical bytes hashed into its tenant's SHA-256 chain");
+  bool chain = true;
+  app.add_flag("--chain,!--no-chain", chain,
+               "hash each event's canonical bytes into its tenant's chain, as the writers do (--no-chain: the "
+               "links are written as zeros, to measure what the chain costs)");
   CLI11_PARSE(app, argc, argv);
 
   trail::loadgen::generator_options opts;
@@ -93,22 +96,26 @@ int main(int argc, char** argv) {
   trail::tenant_groups lanes[kLanes];
   trail::record_batch by_lane[kLanes];
   std::unordered_map<std::string, int64_t> heads;
-  std::string events_copy, ids_copy, committed, canonical;
-  std::unordered_map<std::string, std::array<unsigned char, SHA256_DIGEST_LENGTH>> chain_heads;
+  std::string events_copy, ids_copy, committed, scratch;
+  std::unordered_map<std::string, trail::chain_hash> chain_heads;
   uint64_t events = 0, refused = 0, rendered = 0, transactions = 0;
   auto write = [&](trail::record_batch&& txn) {  // what a writer renders for one transaction
     events_copy.clear();
     ids_copy.clear();
-    for (auto& r : txn) r.sequence = ++heads[std::string(r.tenant_id())];
-    if (chain)
-      for (const auto& r : txn) {  // hash = SHA-256(previous hash || canonical bytes)
-        auto& head = chain_heads[std::string(r.tenant_id())];
-        canonical.assign(reinterpret_cast<const char*>(head.data()), head.size());
-        trail::append_canonical_event(r.event, r.sequence, 1795478400000000, canonical);
-        SHA256(reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size(), head.data());
-        rendered += canonical.size();
+    for (auto& r : txn) {
+      r.sequence = ++heads[std::string(r.tenant_id())];
+      if (!chain) {
+        trail::render_rows(r.event, r.sequence, trail::kChainGenesis, trail::kChainGenesis, events_copy, ids_copy);
+        continue;
       }
-    for (const auto& r : txn) trail::render_rows(r.event, r.sequence, events_copy, ids_copy);
+      // As write_plan::assign does: hash = SHA-256(previous link || canonical bytes).
+      auto& head = chain_heads[std::string(r.tenant_id())];
+      trail::chain_hash link;
+      trail::chain_event(head, r.event, r.sequence, 1795478400000000, scratch, link);
+      trail::render_rows(r.event, r.sequence, head, link, events_copy, ids_copy);
+      head = link;
+      rendered += scratch.size();
+    }
     rendered += events_copy.size() + ids_copy.size();
     for (const auto& r : txn) {  // after COMMIT, on the finalizer's thread
       committed.clear();

@@ -61,8 +61,9 @@ TEST_CASE("stored events cannot be updated or deleted", "[integration]") {
   const std::string dsn = fresh_database("trail_it_immutable");
   db d(dsn);
   d.query("INSERT INTO audit.events (tenant_id, sequence, occurred_at, ce_source, ce_id, ce_type, ingest_mode, action, "
-          "category, severity, actor_type, actor_id, resource_type, resource_id, source_service) VALUES "
-          "('t', 1, now(), 's', 'i', 'x', 'bare', 'a', 'CATEGORY_UNSPECIFIED', 'SEVERITY_INFO', 'ACTOR_TYPE_USER', 'u', 'r', 'r1', 's')");
+          "category, severity, actor_type, actor_id, resource_type, resource_id, source_service, prev_hash, hash) VALUES "
+          "('t', 1, now(), 's', 'i', 'x', 'bare', 'a', 'CATEGORY_UNSPECIFIED', 'SEVERITY_INFO', 'ACTOR_TYPE_USER', 'u', 'r', 'r1', 's', "
+          "decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'))");
   PGconn* c = PQconnectdb(dsn.c_str());
   for (const char* sql : {"UPDATE audit.events SET action = 'b'", "DELETE FROM audit.events", "TRUNCATE audit.events"}) {
     PGresult* r = PQexec(c, sql);

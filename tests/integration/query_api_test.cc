@@ -436,13 +436,16 @@ TEST_CASE("export: 200,000 rows stream through a flat traild", "[integration][ap
   const std::string dsn = fresh_database("trail_it_export");
   constexpr int kRows = 200000;
   {
-    // Rows written straight into the ledger (the pipeline's speed is not under test here).
+    // Rows written straight into the ledger (the pipeline's speed is not under
+    // test here; their chain links are zeros).
     db admin(dsn);
     admin.query("INSERT INTO audit.events (tenant_id, sequence, occurred_at, ce_source, ce_id, ce_type, ingest_mode, action, "
-                "category, severity, actor_type, actor_id, resource_type, resource_id, source_service, description, metadata) "
+                "category, severity, actor_type, actor_id, resource_type, resource_id, source_service, description, metadata, "
+                "prev_hash, hash) "
                 "SELECT 'bulk', n, timestamptz '2026-11-20 00:00:00+00' + n * interval '1 ms', '//it/bulk', 'b-' || n, 't', "
                 "'structured', 'doc.read', 'CATEGORY_DATA', 'SEVERITY_INFO', 'ACTOR_TYPE_USER', 'u-' || (n % 100), 'doc', "
-                "'d-' || n, 'bulk', repeat('x', 500) || ', with a comma and a \"quote\"', '{\"n\": 1}' "
+                "'d-' || n, 'bulk', repeat('x', 500) || ', with a comma and a \"quote\"', '{\"n\": 1}', "
+                "decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex') "
                 "FROM generate_series(1, " + std::to_string(kRows) + ") n");
   }
   traild_process t(dsn, {{"TRAIL_API_PG_DSN", as_role(dsn, "trail_reader")}, {"TRAIL_API_JWT_HS256_SECRET", kSecret}});

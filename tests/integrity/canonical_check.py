@@ -9,6 +9,9 @@ DSN: a PostgreSQL database holding audit.events rows; EXPECTED: a file with
 one line per row, "<tenant_id> <sequence> <sha256 hex of Trail's canonical
 bytes>". Reads every row with psql (row_to_json), builds its canonical bytes
 as the document says, and exits 1 naming each row whose digest differs.
+Then follows each tenant's chain in sequence order (INTEGRITY.md, "The
+chain") and names each row whose stored prev_hash or hash is not the link it
+computes.
 """
 import datetime
 import hashlib
@@ -126,10 +129,23 @@ def main():
                          check=True, capture_output=True, text=True).stdout
     bad = 0
     rows = 0
+    broken = 0
+    tenant, link, expected_seq = None, bytes(32), 1
     for line in out.splitlines():
         row = json.loads(line, parse_float=Number, parse_int=Number)
         key = (row["tenant_id"], int(row["sequence"]))
-        digest = hashlib.sha256(canonical_event(row)).hexdigest()
+        canonical_bytes = canonical_event(row)
+        if key[0] != tenant:
+            tenant, link, expected_seq = key[0], bytes(32), 1
+        stored_prev = bytes.fromhex(row["prev_hash"][2:])
+        stored_hash = bytes.fromhex(row["hash"][2:])
+        computed = hashlib.sha256(link + canonical_bytes).digest()
+        if key[1] != expected_seq or stored_prev != link or stored_hash != computed:
+            broken += 1
+            print("link %s/%s: stored prev %s hash %s, computed prev %s hash %s" %
+                  (key[0], key[1], stored_prev.hex(), stored_hash.hex(), link.hex(), computed.hex()))
+        link, expected_seq = stored_hash, key[1] + 1
+        digest = hashlib.sha256(canonical_bytes).hexdigest()
         rows += 1
         if expected.get(key) != digest:
             bad += 1
@@ -138,7 +154,8 @@ def main():
         print("rows: %d in the database, %d expected" % (rows, len(expected)))
         bad += 1
     print("%d rows checked, %d differ" % (rows, bad))
-    return 1 if bad else 0
+    print("%d links checked, %d broken" % (rows, broken))
+    return 1 if bad or broken else 0
 
 
 if __name__ == "__main__":

@@ -56,12 +56,17 @@ TEST_CASE("render_rows: both rows from one typed event, in the COPY statements' 
   for (const auto& [f, v] : texts) e.set(f, v);
   e.mode = trail::ingest_mode::batch;
   std::string events, ids;
-  trail::render_rows(e, 42, events, ids);
-  // Every column of kEventsCopy, in order; absent optional values are \N.
+  trail::chain_hash prev{}, link{};
+  prev[0] = 0xab;
+  link[31] = 0x01;
+  trail::render_rows(e, 42, prev, link, events, ids);
+  // Every column of kEventsCopy, in order; absent optional values are \N;
+  // the chain links as bytea in hex form (its backslash escaped for COPY).
   CHECK(events ==
         "42\tacme\t1970-01-01T00:00:00.000000Z\tab\tc\\td\tt\t\\N\tbatch\ta.b\tCATEGORY_X\tSEVERITY_INFO\t"
         "ACTOR_TYPE_USER\tu\\n1\t\\N\t\\N\t\\N\t\\N\tdoc\td1\t\\N\t\\N\t\\N\t\\N\t\\N\t"
-        "{\"k\":\"v\\\\\\\\w\"}\t\\N\t\\N\tsvc\t\\N\t\\N\n");
+        "{\"k\":\"v\\\\\\\\w\"}\t\\N\t\\N\tsvc\t\\N\t\\N\t"
+        "\\\\xab" + std::string(62, '0') + "\t\\\\x" + std::string(62, '0') + "01\n");
   const std::string columns(trail::kEventsCopy);
   CHECK(std::count(columns.begin(), columns.end(), ',') + 1 == std::count(events.begin(), events.end(), '\t') + 1);
   CHECK(ids == "acme\t" + trail::digest_hex(trail::identity_digest("ab", "c\td")) +

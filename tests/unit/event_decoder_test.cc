@@ -47,7 +47,7 @@ decode_outcome decode(message& m, trail::decoder_limits limits = trail::testing:
 std::vector<std::string> columns(const audit_event& e) {
   std::vector<std::string> out;
   std::string events, ids;
-  trail::render_rows(e, 7, events, ids);
+  trail::render_rows(e, 7, trail::kChainGenesis, trail::kChainGenesis, events, ids);
   std::string_view row(events);
   REQUIRE(row.back() == '\n');
   row.remove_suffix(1);
@@ -65,7 +65,7 @@ std::vector<std::string> columns(const audit_event& e) {
 }
 enum col { tenant, occurred, source, id, type, subject, mode, action, category, severity, actor_type, actor_id,
            actor_name, actor_ip, actor_ua, actor_session, res_type, res_id, related, changes, outcome_status,
-           outcome_code, description, metadata, correlation, request, source_service, trace, extra, ncols };
+           outcome_code, description, metadata, correlation, request, source_service, trace, extra, prev_hash, hash, ncols };
 
 }  // namespace
 

@@ -41,7 +41,7 @@ std::vector<std::vector<std::string>> rows_of(std::string_view copy) {
 // The ledger's tables, in memory, with their constraints.
 struct memory_ledger final : ledger_session {
   struct table {
-    std::map<std::string, int64_t> heads;
+    std::map<std::string, tenant_head> heads;
     std::map<std::tuple<std::string, std::string, std::string>, std::pair<int64_t, int64_t>> ids;  // -> seq, recorded
     std::set<std::pair<std::string, int64_t>> sequences;
     std::vector<std::vector<std::string>> events;
@@ -65,7 +65,7 @@ struct memory_ledger final : ledger_session {
     for (const auto& t : tenants) {
       bool has_events = false;
       for (const auto& [k, v] : txn.ids) has_events = has_events || std::get<0>(k) == t;
-      if (!has_events) txn.heads.emplace(t, 0);
+      if (!has_events) txn.heads.emplace(t, tenant_head{});
     }
     return {};
   }
@@ -100,8 +100,8 @@ struct memory_ledger final : ledger_session {
     return {};
   }
   db_result advance_heads(const tenant_heads& heads) override {
-    for (const auto& [t, s] : heads)
-      if (txn.heads.count(t) && txn.heads[t] < s) txn.heads[t] = s;
+    for (const auto& [t, h] : heads)
+      if (txn.heads.count(t) && txn.heads[t].sequence < h.sequence) txn.heads[t] = h;
     return {};
   }
   db_result record_outbox(const outbox_ranges& ranges, int64_t& id) override {
@@ -177,6 +177,34 @@ struct fixture {
     b.push_back(record(tenant, id));
     write(std::move(b));
   }
+  // The committed rows of `tenant` form its chain: sequences 1..N, each row's
+  // prev_hash the previous row's hash (zeros first), each hash recomputed
+  // from the event as reported stored (its sequence and recorded time), and
+  // the head holding the last link. Returns N.
+  size_t check_chain(const std::string& tenant) {
+    constexpr size_t kPrev = 30, kHash = 31;
+    std::map<int64_t, const std::vector<std::string>*> rows;
+    for (const auto& r : db.committed.events)
+      if (r[1] == tenant) REQUIRE(rows.emplace(std::stoll(r[0]), &r).second);
+    std::string link = "\\x" + to_hex(kChainGenesis), scratch;
+    int64_t expected = 1;
+    for (const auto& [seq, row] : rows) {
+      REQUIRE(seq == expected++);
+      REQUIRE(row->size() == kHash + 1);
+      CHECK((*row)[kPrev] == link);
+      const audit_record* event = nullptr;
+      for (const auto& r : obs.stored)
+        if (r.tenant_id() == tenant && r.sequence == seq) event = &r;
+      REQUIRE(event != nullptr);
+      chain_hash prev = *chain_hash_from_hex(link.substr(2)), recomputed;
+      REQUIRE(chain_event(prev, event->event, seq, event->recorded_at_us, scratch, recomputed));
+      CHECK((*row)[kHash] == "\\x" + to_hex(recomputed));
+      link = (*row)[kHash];
+    }
+    CHECK(db.committed.heads[tenant].sequence == static_cast<int64_t>(rows.size()));
+    CHECK("\\x" + to_hex(db.committed.heads[tenant].hash) == link);
+    return rows.size();
+  }
   const audit_record& stored(const std::string& tenant, const std::string& id, size_t nth = 0) {
     for (const auto& r : obs.stored)
       if (r.tenant_id() == tenant && r.ce_id() == id && nth-- == 0) return r;
@@ -198,9 +226,12 @@ TEST_CASE("ledger writer: new events get gap-free per-tenant sequences in batch 
   CHECK(f.stored("a", "a3").sequence == 3);
   CHECK(f.stored("b", "b2").sequence == 2);
   CHECK(f.stored("a", "a4").sequence == 4);
-  CHECK(f.db.committed.heads["a"] == 4);
-  CHECK(f.db.committed.heads["b"] == 2);
+  CHECK(f.db.committed.heads["a"].sequence == 4);
+  CHECK(f.db.committed.heads["b"].sequence == 2);
   CHECK(f.db.committed.events.size() == 6);
+  // Two transactions, two tenants: each tenant's chain runs on across them.
+  CHECK(f.check_chain("a") == 4);
+  CHECK(f.check_chain("b") == 2);
   for (const auto& r : f.obs.stored) {
     CHECK_FALSE(r.duplicate);
     CHECK(r.republish);
@@ -221,6 +252,7 @@ TEST_CASE("ledger writer: a repeat inside one batch is stored once and reported 
   CHECK(again.sequence == f.stored("a", "x").sequence);
   CHECK_FALSE(again.republish);
   CHECK(f.stored("a", "y").sequence == 2);  // no gap where the repeat was
+  CHECK(f.check_chain("a") == 2);
 }
 
 TEST_CASE("ledger writer: a stored event sent again is a duplicate - republished only when redelivered", "[ledger]") {
@@ -249,6 +281,8 @@ TEST_CASE("ledger writer: a stored event sent again is a duplicate - republished
   }
   CHECK(f.db.committed.events.size() <= 2);
   CHECK(f.db.committed.ids.size() == f.db.committed.events.size());
+  // The duplicate was not hashed again: the chain holds what was stored.
+  CHECK(f.check_chain("a") == f.db.committed.events.size());
 }
 
 TEST_CASE("ledger writer: refused data is bisected down to the refused events - the rest commits gap-free", "[ledger]") {
@@ -264,7 +298,21 @@ TEST_CASE("ledger writer: refused data is bisected down to the refused events - 
   std::set<int64_t> seqs;
   for (const auto& r : f.obs.stored) seqs.insert(r.sequence);
   CHECK(seqs == std::set<int64_t>{1, 2, 3, 4, 5, 6});
-  CHECK(f.db.committed.heads["a"] == 6);
+  // The refused attempts left the head where it was: no fork, no gap.
+  CHECK(f.check_chain("a") == 6);
+}
+
+TEST_CASE("ledger writer: an event whose canonical bytes cannot be computed is refused alone, never stored unhashed",
+          "[ledger]") {
+  fixture f;
+  std::vector<audit_record> b;
+  for (int i = 0; i < 4; ++i) b.push_back(f.record("a", "e" + std::to_string(i)));
+  b[1].event.set(event_field::metadata, "{\"unterminated\": ");  // the decoder never lets this through
+  f.write(std::move(b));
+  REQUIRE(f.obs.refused_records.size() == 1);
+  CHECK(f.obs.refused_records[0].first.ce_id() == "e1");
+  CHECK(f.obs.refused_records[0].second == dlq_reason::database_rejected);
+  CHECK(f.check_chain("a") == 3);
 }
 
 TEST_CASE("ledger writer: a COMMIT whose answer is lost is retried on the dedupe path, stored once, republished", "[ledger]") {
@@ -283,6 +331,7 @@ TEST_CASE("ledger writer: a COMMIT whose answer is lost is retried on the dedupe
     CHECK(r.republish);  // whose first attempt may not have republished
   }
   CHECK(f.stored("a", "y").sequence == 2);
+  CHECK(f.check_chain("a") == 2);  // the retry did not chain the events a second time
 }
 
 TEST_CASE("ledger writer: a tenant whose head row is lost is never restarted at 1 - writing resumes after repair", "[ledger]") {
@@ -294,7 +343,12 @@ TEST_CASE("ledger writer: a tenant whose head row is lost is never restarted at 
                             ledger_writer::hooks{[&] { return true; },
                                                  [&](const std::string&, const std::string& cls) {
                                                    CHECK(cls == kLedgerInvariant);
-                                                   if (++f.backoffs == 3) f.db.committed.heads["a"] = 1;  // repaired
+                                                   if (++f.backoffs == 3) {  // repaired: the head of its last event
+                                                     tenant_head h;
+                                                     h.sequence = 1;
+                                                     h.hash = *chain_hash_from_hex(f.db.committed.events[0][31].substr(2));
+                                                     f.db.committed.heads["a"] = h;
+                                                   }
                                                  },
                                                  [] { return false; }, [&](bool b) { f.blocked_calls.push_back(b); }},
                             1000};
@@ -307,6 +361,7 @@ TEST_CASE("ledger writer: a tenant whose head row is lost is never restarted at 
   CHECK(f.blocked_calls.back() == false);
   CHECK(f.stored("a", "y").sequence == 2);
   CHECK(f.db.committed.events.size() == 2);
+  CHECK(f.check_chain("a") == 2);
 }
 
 TEST_CASE("ledger writer: an identity whose digest another event holds is refused, never taken for a duplicate", "[ledger]") {
@@ -321,6 +376,7 @@ TEST_CASE("ledger writer: an identity whose digest another event holds is refuse
   REQUIRE(f.obs.stored.size() == 1);
   CHECK(f.stored("a", "ok").sequence == 1);
   CHECK(f.db.committed.events.size() == 1);
+  CHECK(f.check_chain("a") == 1);
 }
 
 TEST_CASE("ledger writer: each transaction names the sequences it assigned in one outbox row, duplicates excluded", "[ledger]") {
@@ -348,4 +404,6 @@ TEST_CASE("ledger writer: each transaction names the sequences it assigned in on
   }
   CHECK(f.stored("a", "z").outbox_id == id);
   CHECK(f.stored("a", "x", 1).outbox_id == 0);  // the duplicate is not in the row
+  CHECK(f.check_chain("a") == 3);
+  CHECK(f.check_chain("b") == 2);
 }

@@ -1,0 +1,102 @@
+#include "integrity/verify.h"
+
+#include <rapidjson/document.h>
+
+#include <vector>
+
+namespace trail::integrity {
+
+chain_verifier::chain_verifier(int64_t from_sequence, std::optional<chain_hash> start)
+    : next_(from_sequence), start_(start) {
+  if (!start_ && from_sequence == 1) start_ = kChainGenesis;
+}
+
+void chain_verifier::expect(int64_t sequence, const chain_hash& root, std::string what) {
+  expected_.emplace(sequence, std::make_pair(root, std::move(what)));
+}
+
+bool chain_verifier::break_at(int64_t sequence, std::string reason) {
+  if (!broken_) broken_ = chain_break{sequence, std::move(reason)};
+  return false;
+}
+
+void chain_verifier::fail(int64_t sequence, std::string reason) { break_at(sequence, std::move(reason)); }
+
+bool chain_verifier::add(int64_t sequence, const chain_hash& prev, const chain_hash& hash,
+                         std::string_view canonical_bytes) {
+  if (broken_) return false;
+  const std::string seq = std::to_string(sequence);
+  if (sequence > next_) return break_at(next_, "sequence " + std::to_string(next_) + " missing");
+  if (sequence < next_)
+    return break_at(sequence, "sequence " + seq + " found again after sequence " + std::to_string(next_ - 1));
+  if (!started_) {
+    link_ = start_ ? *start_ : prev;
+    started_ = true;
+  }
+  if (prev != link_)
+    return break_at(sequence, sequence == 1 ? "sequence 1: prev_hash is not the genesis link (32 zero bytes)"
+                              : checked_ == 0 ? "sequence " + seq + ": prev_hash differs from the trusted link it must continue"
+                                              : "sequence " + seq + ": prev_hash does not link to sequence " +
+                                                    std::to_string(sequence - 1));
+  if (chain_next(prev, canonical_bytes) != hash)
+    return break_at(sequence, "sequence " + seq + ": stored hash differs from recomputed");
+  link_ = hash;
+  ++checked_;
+  ++next_;
+  if (auto it = expected_.find(sequence); it != expected_.end()) {
+    if (it->second.first != hash) return break_at(sequence, it->second.second + " does not match the chain");
+    ++met_;
+  }
+  return true;
+}
+
+bool chain_verifier::finish(int64_t to_sequence) {
+  if (broken_) return false;
+  if (next_ <= to_sequence) return break_at(next_, "sequence " + std::to_string(next_) + " missing");
+  return true;
+}
+
+void append_ledger_line(std::string_view canonical_bytes, const chain_hash& prev, const chain_hash& hash,
+                        std::string& out) {
+  // The object without the format prefix, its closing brace replaced by the links.
+  std::string_view object = canonical_bytes.substr(kCanonicalEventPrefix.size());
+  object.remove_suffix(1);
+  out.append(object);
+  out += ",\"hash\":\"";
+  out += to_hex(hash);
+  out += "\",\"prev_hash\":\"";
+  out += to_hex(prev);
+  out += "\"}";
+}
+
+bool parse_ledger_line(std::string_view line, ledger_row& out, std::string* error) {
+  static const std::vector<std::string_view> kLinks = {"hash", "prev_hash"};
+  thread_local std::vector<std::string> links;
+  out.canonical.assign(kCanonicalEventPrefix);
+  if (!append_canonical_json_without(line, kLinks, out.canonical, links)) {
+    if (error) *error = "not a JSON object";
+    return false;
+  }
+  auto link = [&](const std::string& quoted, chain_hash& h) {
+    if (quoted.size() != 66) return false;
+    const auto parsed = chain_hash_from_hex(std::string_view(quoted).substr(1, 64));
+    if (parsed) h = *parsed;
+    return parsed.has_value();
+  };
+  if (!link(links[0], out.hash) || !link(links[1], out.prev)) {
+    if (error) *error = "\"hash\" and \"prev_hash\" must be 64 hex digits";
+    return false;
+  }
+  rapidjson::Document d;
+  d.Parse(line.data(), line.size());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("sequence") || !d["sequence"].IsInt64() ||
+      !d.HasMember("tenant_id") || !d["tenant_id"].IsString()) {
+    if (error) *error = "a ledger line has \"sequence\" and \"tenant_id\"";
+    return false;
+  }
+  out.sequence = d["sequence"].GetInt64();
+  out.tenant.assign(d["tenant_id"].GetString(), d["tenant_id"].GetStringLength());
+  return true;
+}
+
+}  // namespace trail::integrity

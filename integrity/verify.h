@@ -1,0 +1,84 @@
+#pragma once
+// Verifying a tenant's chain (docs/INTEGRITY.md, "Verifying"): rows in
+// sequence order, each link recomputed from the row's canonical bytes and
+// compared with what is stored, and with the signed checkpoints it must meet.
+// The same code serves the online check (GET /v1/tenants/{t}/verify, rows
+// from PostgreSQL) and the offline one (`traild verify`, rows from a ledger
+// export or an archive), so both name a broken link in the same words.
+//
+// Also the ledger line: one stored row as a line of NDJSON that carries its
+// canonical object and its two links (the `ledger` export format and the
+// retention archives), from which a verifier recomputes the row's hash
+// without PostgreSQL.
+//
+// Pure; one verifier per tenant and thread.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "decode/canonical.h"
+
+namespace trail::integrity {
+
+struct chain_break {
+  int64_t sequence = 0;
+  std::string reason;  // "sequence 1234: stored hash differs from recomputed", …
+};
+
+class chain_verifier {
+ public:
+  // Rows are expected from `from_sequence` on. `start`: the link the first
+  // row must continue (its prev_hash); nullopt takes the first row's stored
+  // prev_hash on trust, except at sequence 1, which continues the genesis link.
+  explicit chain_verifier(int64_t from_sequence, std::optional<chain_hash> start = std::nullopt);
+
+  // A link the chain must have at `sequence` (a signed checkpoint's root);
+  // `what` names it in a reason ("checkpoint at sequence 2000").
+  void expect(int64_t sequence, const chain_hash& root, std::string what);
+
+  // The next stored row. False once the chain is broken (the first break is kept).
+  bool add(int64_t sequence, const chain_hash& prev, const chain_hash& hash, std::string_view canonical_bytes);
+
+  // No more rows: every sequence up to `to_sequence` must have been seen.
+  bool finish(int64_t to_sequence);
+
+  // Records a break found elsewhere (a checkpoint whose signature fails, …)
+  // if none came first.
+  void fail(int64_t sequence, std::string reason);
+
+  const std::optional<chain_break>& broken() const { return broken_; }
+  int64_t checked() const { return checked_; }
+  int64_t checkpoints_met() const { return met_; }
+  int64_t next_sequence() const { return next_; }
+  const chain_hash& head() const { return link_; }
+
+ private:
+  bool break_at(int64_t sequence, std::string reason);
+
+  int64_t next_;
+  std::optional<chain_hash> start_;
+  chain_hash link_{};
+  bool started_ = false;
+  int64_t checked_ = 0, met_ = 0;
+  std::map<int64_t, std::pair<chain_hash, std::string>> expected_;
+  std::optional<chain_break> broken_;
+};
+
+// One ledger line (no newline): the row's canonical object with two more
+// members, "hash" and "prev_hash", as 64 lower-case hex digits each.
+void append_ledger_line(std::string_view canonical_bytes, const chain_hash& prev, const chain_hash& hash,
+                        std::string& out);
+
+struct ledger_row {
+  std::string tenant;
+  int64_t sequence = 0;
+  chain_hash prev{}, hash{};
+  std::string canonical;  // the row's canonical bytes, recomputed from the line
+};
+// False (with `error`) when the line is not a ledger line.
+bool parse_ledger_line(std::string_view line, ledger_row& out, std::string* error);
+
+}  // namespace trail::integrity
