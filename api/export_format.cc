@@ -1,5 +1,8 @@
 #include "api/export_format.h"
 
+#include "decode/canonical.h"
+#include "integrity/verify.h"
+
 #include "common/time.h"
 #include "decode/event_json.h"
 
@@ -63,6 +66,15 @@ void crlf_records::convert(std::string_view in, std::string& out) {
     }
     out.push_back(c);
   }
+}
+
+bool append_ledger_row(const stored_event& ev, std::string& out) {
+  thread_local std::string canonical;
+  canonical.clear();
+  if (!append_canonical_event(ev.event, ev.sequence, ev.recorded_at_us, canonical)) return false;
+  integrity::append_ledger_line(canonical, ev.prev_hash, ev.hash, out);
+  out.push_back('\n');
+  return true;
 }
 
 void append_ndjson_row(const stored_event& ev, std::string& out) {

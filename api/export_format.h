@@ -14,9 +14,13 @@
 
 namespace trail {
 
-enum class export_format { csv, ndjson };
+// ledger: one line per stored row, its canonical object and its chain links
+// (integrity/verify.h), in sequence order: what `traild verify` checks offline.
+enum class export_format { csv, ndjson, ledger };
 
 void append_ndjson_row(const stored_event& ev, std::string& out);
+// A ledger line and its newline; false when the row's JSON columns are not JSON.
+bool append_ledger_row(const stored_event& ev, std::string& out);
 
 // The SELECT list of a CSV export: every stored column, timestamps as RFC
 // 3339 in UTC with microseconds, under the header names the CSV carries.

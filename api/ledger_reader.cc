@@ -269,7 +269,15 @@ bool export_cursor::stream(const std::function<bool(std::string_view)>& sink, st
         PQclear(r);
         return false;
       }
-      append_ndjson_row(ev, buf);
+      if (format_ == export_format::ledger) {
+        if (!append_ledger_row(ev, buf)) {
+          *error = "event " + std::to_string(ev.sequence) + ": a JSON column is not JSON";
+          PQclear(r);
+          return false;
+        }
+      } else {
+        append_ndjson_row(ev, buf);
+      }
       ++rows_;
     } else if (st != PGRES_TUPLES_OK) {
       *error = PQresultErrorMessage(r);
@@ -347,6 +355,99 @@ read_status ledger_reader::open_export(const event_query& q, export_format f, st
     return read_status::unavailable;
   }
   out = std::move(cur);
+  return read_status::ok;
+}
+
+bool export_cursor::next(stored_event& ev, std::string* error) {
+  error->clear();
+  if (finished_) return false;
+  PGresult* r = std::exchange(first_, nullptr);
+  if (!r) r = PQgetResult(session_->raw());
+  while (r) {
+    const ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_SINGLE_TUPLE) {
+      const bool ok = read_stored_event(r, 0, ev, error);
+      PQclear(r);
+      if (ok) ++rows_;
+      return ok;
+    }
+    if (st != PGRES_TUPLES_OK) {
+      *error = PQresultErrorMessage(r);
+      PQclear(r);
+      return false;
+    }
+    PQclear(r);
+    r = PQgetResult(session_->raw());
+  }
+  finished_ = true;
+  return false;
+}
+
+read_status ledger_reader::open_chain(const std::string& tenant, int64_t from, int64_t to, export_format f,
+                                      std::unique_ptr<export_cursor>& out, std::string* error) {
+  if (!valid_tenant_id(tenant)) return *error = "tenant id", read_status::invalid;
+  auto s = take(std::chrono::seconds(5));
+  if (!s) return *error = "every reader connection is busy", read_status::unavailable;
+  std::unique_ptr<export_cursor> cur(new export_cursor(*this, std::move(s), f));
+  pg_session& session = *cur->session_;
+  if (!session.connect(error)) return read_status::unavailable;
+  const std::string begin = "BEGIN READ ONLY; SET LOCAL trail.tenant = '" + tenant +
+                            "'; SET LOCAL statement_timeout = '1h'; SET LOCAL jit = off";
+  if (const db_result r = session.exec(begin.c_str()); !r.ok()) return *error = r.message, read_status::unavailable;
+  const std::string text = std::string("SELECT ") + kStoredEventWithLinksColumns +
+                           " FROM audit.events e WHERE e.tenant_id = $1 AND e.sequence BETWEEN $2::bigint AND $3::bigint "
+                           "ORDER BY e.sequence";
+  const std::string a = std::to_string(from), b = std::to_string(to);
+  const char* params[] = {tenant.c_str(), a.c_str(), b.c_str()};
+  PGconn* c = session.raw();
+  if (!PQsendQueryParams(c, text.c_str(), 3, nullptr, params, nullptr, nullptr, 0) || !PQsetSingleRowMode(c))
+    return *error = PQerrorMessage(c), read_status::unavailable;
+  cur->first_ = PQgetResult(c);
+  const ExecStatusType first = cur->first_ ? PQresultStatus(cur->first_) : PGRES_FATAL_ERROR;
+  if (first != PGRES_SINGLE_TUPLE && first != PGRES_TUPLES_OK) {
+    *error = cur->first_ ? PQresultErrorMessage(cur->first_) : PQerrorMessage(c);
+    return read_status::unavailable;
+  }
+  out = std::move(cur);
+  return read_status::ok;
+}
+
+read_status ledger_reader::checkpoints(const std::string& tenant, int64_t from, int64_t to, size_t limit,
+                                       std::vector<checkpoint_row>& out, std::string* error) {
+  auto s = take(std::chrono::seconds(5));
+  if (!s) return *error = "every reader connection is busy", read_status::unavailable;
+  sql_statement st;
+  st.text =
+      "SELECT c.sequence, encode(c.head_hash, 'hex'), "
+      "to_char(c.signed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), c.note "
+      "FROM audit.checkpoints c WHERE c.tenant_id = $1 AND c.sequence BETWEEN $2::bigint AND $3::bigint "
+      "ORDER BY c.sequence LIMIT $4::bigint";
+  st.params = {tenant, std::to_string(from), std::to_string(to), std::to_string(limit)};
+  result_ptr res;
+  const read_status status = run(*s, tenant, st, planning::once, &res.r, error);
+  give_back(std::move(s));
+  if (status != read_status::ok) return status;
+  for (int i = 0; i < PQntuples(res.r); ++i)
+    out.push_back({std::stoll(PQgetvalue(res.r, i, 0)), PQgetvalue(res.r, i, 1), PQgetvalue(res.r, i, 2),
+                   PQgetvalue(res.r, i, 3)});
+  return read_status::ok;
+}
+
+read_status ledger_reader::chain_extent(const std::string& tenant, int64_t& last_event, int64_t& last_checkpoint,
+                                        std::string* error) {
+  auto s = take(std::chrono::seconds(5));
+  if (!s) return *error = "every reader connection is busy", read_status::unavailable;
+  sql_statement st;
+  st.text =
+      "SELECT coalesce((SELECT max(i.sequence) FROM audit.event_ids i WHERE i.tenant_id = $1), 0), "
+      "coalesce((SELECT max(c.sequence) FROM audit.checkpoints c WHERE c.tenant_id = $1), 0)";
+  st.params = {tenant};
+  result_ptr res;
+  const read_status status = run(*s, tenant, st, planning::once, &res.r, error);
+  give_back(std::move(s));
+  if (status != read_status::ok) return status;
+  last_event = std::stoll(PQgetvalue(res.r, 0, 0));
+  last_checkpoint = std::stoll(PQgetvalue(res.r, 0, 1));
   return read_status::ok;
 }
 

@@ -50,6 +50,9 @@ class export_cursor {
   // until `sink` returns false or the database fails (false; `error` says
   // which). Call once.
   bool stream(const std::function<bool(std::string_view)>& sink, std::string* error);
+  // Or row by row (a cursor of open_chain): false at the end (`error` empty)
+  // or on a failure (`error` says which).
+  bool next(stored_event& ev, std::string* error);
   size_t rows() const { return rows_; }
 
  private:
@@ -79,6 +82,23 @@ class ledger_reader {
   // Errors (the database unavailable, a refused statement) surface here,
   // before the response has begun.
   read_status open_export(const event_query& q, export_format f, std::unique_ptr<export_cursor>& out, std::string* error);
+
+  // Every stored event of the tenant with a sequence in [from, to], in
+  // sequence order, with its chain links: read from audit.events alone (not
+  // through audit.event_ids, which someone tampering with the events may
+  // have left alone). `f`: ledger (stream()) or ndjson (next()).
+  read_status open_chain(const std::string& tenant, int64_t from, int64_t to, export_format f,
+                         std::unique_ptr<export_cursor>& out, std::string* error);
+  // The tenant's signed checkpoints with a sequence in [from, to], oldest
+  // first, at most `limit`.
+  struct checkpoint_row {
+    int64_t sequence = 0;
+    std::string head_hash_hex, signed_at, note;
+  };
+  read_status checkpoints(const std::string& tenant, int64_t from, int64_t to, size_t limit,
+                          std::vector<checkpoint_row>& out, std::string* error);
+  // The last sequence of the tenant's identities and of its checkpoints (0: none).
+  read_status chain_extent(const std::string& tenant, int64_t& last_event, int64_t& last_checkpoint, std::string* error);
 
   // Whether the tenant holds the event (source, id): its sequence and
   // occurred_at (RFC 3339) when it does (ok), not_found when not yet.

@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <limits>
 
 #include "api/access_event.h"
 #include "api/change_diff.h"
@@ -100,6 +101,7 @@ bool query_routes::admit(const Request& req, Response& res, const std::string& t
 
 void query_routes::install(httplib::Server& server) {
   install_writes(server);
+  install_integrity(server);
   server.Get("/v1/openapi.json", [](const Request&, Response& res) {
     const std::string_view doc = openapi_document();
     res.set_content(doc.data(), doc.size(), "application/json");
@@ -169,32 +171,59 @@ void query_routes::install(httplib::Server& server) {
     if (!this->admit(req, res, tenant, scope_export, ctx)) return;
     auto params = req.params;
     const auto fmt = params.find("format");
-    if (fmt == params.end() || (fmt->second != "csv" && fmt->second != "ndjson") || params.count("format") > 1) {
-      send_error(res, 400, "invalid_parameter", "format: csv or ndjson");
+    if (fmt == params.end() || (fmt->second != "csv" && fmt->second != "ndjson" && fmt->second != "ledger") ||
+        params.count("format") > 1) {
+      send_error(res, 400, "invalid_parameter", "format: csv, ndjson or ledger");
       return;
     }
-    const export_format format = fmt->second == "csv" ? export_format::csv : export_format::ndjson;
+    const export_format format = fmt->second == "csv"      ? export_format::csv
+                                 : fmt->second == "ledger" ? export_format::ledger
+                                                           : export_format::ndjson;
     params.erase(fmt);
+    std::unique_ptr<export_cursor> opened;
+    std::string error;
+    if (format == export_format::ledger) {
+      // The rows as hashed, in sequence order, for offline verification: a
+      // range of sequences, no filters (a filtered chain has gaps).
+      int64_t from = 1, to = std::numeric_limits<int64_t>::max();
+      for (const auto& [k, v] : params) {
+        int64_t x = 0;
+        const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
+        if ((k != "from_sequence" && k != "to_sequence") || r.ec != std::errc() || r.ptr != v.data() + v.size() || x < 1) {
+          send_error(res, 400, "invalid_parameter",
+                     "a ledger export takes from_sequence and to_sequence (integers from 1) and no filters: " + k);
+          return;
+        }
+        (k == "from_sequence" ? from : to) = x;
+      }
+      switch (reader_->open_chain(tenant, from, to, export_format::ledger, opened, &error)) {
+        case read_status::ok: break;
+        case read_status::invalid: send_error(res, 400, "invalid_parameter", error); return;
+        default: unavailable(res, ctx, error); return;
+      }
+    }
     for (const char* paging : {"page_size", "page_token", "after_sequence", "order"})
       if (params.count(paging)) {
         send_error(res, 400, "invalid_parameter", std::string(paging) + ": an export has no pages; it streams every match");
         return;
       }
     event_query q;
-    if (auto err = parse_event_query(params, tenant, now_unix_us(), q)) {
-      send_error(res, 400, err->code.c_str(), err->message);
-      return;
-    }
-    std::unique_ptr<export_cursor> opened;
-    std::string error;
-    switch (reader_->open_export(q, format, opened, &error)) {
-      case read_status::ok: break;
-      case read_status::invalid: send_error(res, 400, "invalid_parameter", error); return;
-      default: unavailable(res, ctx, error); return;
+    if (format != export_format::ledger) {
+      if (auto err = parse_event_query(params, tenant, now_unix_us(), q)) {
+        send_error(res, 400, err->code.c_str(), err->message);
+        return;
+      }
+      switch (reader_->open_export(q, format, opened, &error)) {
+        case read_status::ok: break;
+        case read_status::invalid: send_error(res, 400, "invalid_parameter", error); return;
+        default: unavailable(res, ctx, error); return;
+      }
     }
     if (!recorded(req, res, ctx, tenant, "audit.events.export", -1)) return;
     std::shared_ptr<export_cursor> cursor(std::move(opened));
-    const std::string name = tenant + "-events." + (format == export_format::csv ? "csv" : "ndjson");
+    const std::string name = tenant + (format == export_format::ledger ? "-ledger.ndjson"
+                                       : format == export_format::csv  ? "-events.csv"
+                                                                       : "-events.ndjson");
     res.set_header("Content-Disposition", "attachment; filename=\"" + name + "\"");
     res.status = 200;
     const std::string id = ctx.id;

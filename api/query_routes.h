@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "api/auth.h"
@@ -18,6 +19,7 @@
 #include "api/page_token.h"
 #include "decode/event_decoder.h"
 #include "decode/message.h"
+#include "integrity/note.h"
 
 namespace httplib {
 class Server;
@@ -33,6 +35,19 @@ using publish_fn = std::function<bool(const std::string& subject, std::string_vi
                                       const std::string& msg_id, std::string* error)>;
 
 enum class meta_audit_mode { required, best_effort };
+
+// Reads, in order, the bodies of a stream's messages on one subject stored
+// since a time (ingest/event_publisher.h's read_subject).
+using read_subject_fn = std::function<bool(const std::string& stream, const std::string& subject, int64_t since_us,
+                                           const std::function<bool(std::string_view)>& each, std::string* error)>;
+
+// What the integrity routes need (api/integrity_routes.cc).
+struct integrity_access {
+  std::optional<integrity::verifier_key> key;  // none: checkpoints are neither served nor checked
+  std::string checkpoint_stream;               // the broker's copies (against=broker)
+  std::string checkpoint_prefix;
+  read_subject_fn read_broker;
+};
 
 struct route_options {
   decoder_limits limits;               // what a synchronous write may be (the stream's own limits)
@@ -54,6 +69,8 @@ class query_routes {
   // The broker's max_payload, once connected: a synchronous write whose
   // committed copy could not fit is refused as the stream would refuse it.
   void set_max_message_bytes(size_t n) { max_message_bytes_ = n; }
+  // Before install().
+  void set_integrity(integrity_access a) { integrity_ = std::move(a); }
 
  private:
   struct request_context {
@@ -65,6 +82,7 @@ class query_routes {
   bool admit(const httplib::Request& req, httplib::Response& res, const std::string& tenant, unsigned needed,
              request_context& ctx);
   void install_writes(httplib::Server& server);
+  void install_integrity(httplib::Server& server);
   // Records a read (or a refusal) in the tenant's trail. False when the access
   // event could not be handed to the broker and api.meta_audit is required.
   bool record_access(const request_context& ctx, const std::string& tenant, const std::string& path,
@@ -75,6 +93,7 @@ class query_routes {
   publish_fn publish_;
   const route_options opt_;
   std::atomic<size_t> max_message_bytes_{0};
+  integrity_access integrity_;
   std::function<int64_t()> clock_s_;
   std::shared_ptr<const page_token_codec> tokens() const;
   mutable std::mutex tokens_mu_;

@@ -1,6 +1,7 @@
 #include "app/options.h"
 
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 namespace trail {
@@ -118,6 +119,11 @@ source_options source_options_of(const config& c) {
   o.committed_stream = c.committed_stream;
   o.committed_max_age_s = c.committed_max_age_s;
   o.committed_max_bytes = c.committed_max_bytes;
+  if (!c.integrity_signing_key_file.empty()) {  // only a signer needs the stream
+    o.checkpoint_stream = c.checkpoint_stream;
+    o.checkpoint_prefix = c.checkpoint_prefix;
+    o.checkpoint_max_age_s = c.checkpoint_max_age_s;
+  }
   o.publish_max_pending = c.publish_max_pending;
   o.inflight_max_events = c.inflight_max_events;
   o.inflight_max_bytes = c.inflight_max_bytes;
@@ -145,5 +151,54 @@ outbox_options outbox_options_of(const config& c) {
 }
 
 dead_letter_options dead_letter_options_of(const config& c) { return dead_letter_options{c.stream, c.dlq_subject}; }
+
+checkpointer_options checkpointer_options_of(const config& c) {
+  checkpointer_options o;
+  o.pg_dsn = c.pg_dsn;
+  o.timeouts = pg_timeouts_of(c);
+  o.subject_prefix = c.checkpoint_prefix;
+  o.interval_s = c.checkpoint_interval_s;
+  o.publish_ack_timeout_ms = c.publish_ack_timeout_ms;
+  return o;
+}
+
+namespace {
+
+bool read_file(const std::string& path, std::string& out, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (error) *error = "cannot read " + path;
+    return false;
+  }
+  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return true;
+}
+
+}  // namespace
+
+bool signing_key_of(const config& c, std::optional<integrity::signing_key>& out, std::string* error) {
+  out.reset();
+  if (c.integrity_signing_key_file.empty()) return true;
+  std::string text, why;
+  if (!read_file(c.integrity_signing_key_file, text, error)) return false;
+  out = integrity::parse_signing_key(text, &why);
+  if (!out && error) *error = "integrity.signing_key_file: " + why;
+  return out.has_value();
+}
+
+bool verifier_key_of(const config& c, std::optional<integrity::verifier_key>& out, std::string* error) {
+  out.reset();
+  if (c.integrity_public_key_file.empty()) {
+    std::optional<integrity::signing_key> k;
+    if (!signing_key_of(c, k, error)) return false;
+    if (k) out = k->verifier();
+    return true;
+  }
+  std::string text, why;
+  if (!read_file(c.integrity_public_key_file, text, error)) return false;
+  out = integrity::parse_verifier_key(text, &why);
+  if (!out && error) *error = "integrity.public_key_file: " + why;
+  return out.has_value();
+}
 
 }  // namespace trail

@@ -10,6 +10,7 @@
 #include "api/auth.h"
 #include "api/ledger_reader.h"
 #include "api/query_routes.h"
+#include "ingest/checkpointer.h"
 #include "ingest/event_publisher.h"
 #include "config/config.h"
 #include "ingest/dead_letter.h"
@@ -29,6 +30,13 @@ source_options source_options_of(const config& c);
 finalizer_options finalizer_options_of(const config& c);
 outbox_options outbox_options_of(const config& c);
 dead_letter_options dead_letter_options_of(const config& c);
+checkpointer_options checkpointer_options_of(const config& c);
+// The checkpoint signing key (integrity.signing_key_file), nullopt when none is
+// configured; false with `error` when the file cannot be read or parsed.
+bool signing_key_of(const config& c, std::optional<integrity::signing_key>& out, std::string* error);
+// The verifier key the API and verification use: integrity.public_key_file,
+// or the signing key's. nullopt when neither is configured.
+bool verifier_key_of(const config& c, std::optional<integrity::verifier_key>& out, std::string* error);
 // The read side's credentials: reads the key files the configuration names.
 // False with `error` naming the setting when one cannot be read or parsed.
 bool auth_options_of(const config& c, auth_options& out, std::string* error);

@@ -6,11 +6,15 @@
 //   traild [--config FILE] config show   print the effective settings, secrets masked
 //   traild [--config FILE] dev-token --tenant T [--scopes …] [--subject S] [--ttl 1h]
 //                                     print an HS256 bearer token signed with api.jwt_hs256_secret
+//   traild keygen --name NAME --out FILE
+//                                     write a checkpoint signing key (and FILE.pub)
+//   traild verify --export FILE --checkpoints FILE --public-key FILE
+//                                     verify a ledger export offline
 //
 // Threads of `run`: main (start-up, then shutdown), a signal waiter, the fetch
 // thread, CAF's scheduler (validators, lane batchers), one thread per
 // PostgreSQL writer, the commit finalizer, the dead-letter publisher, the
-// partition keeper, and the HTTP servers' pools (the query API and health;
+// partition keeper, the checkpointer, and the HTTP servers' pools (the query API and health;
 // metrics).
 
 #include <CLI/CLI.hpp>
@@ -26,6 +30,7 @@
 #include <thread>
 
 #include "actors/actor_metrics.h"
+#include "app/integrity_cmd.h"
 #include "app/options.h"
 #include "ingest/ingest_metrics.h"
 #include "sinks/writer_metrics.h"
@@ -112,6 +117,26 @@ int run(const config& cfg) {
     return publisher.publish(subject, body, headers, msg_id, error);
   };
   query_routes routes(auth, reader.get(), publish, route_options_of(cfg, 1 << 20));
+  // Tamper evidence: the key that signs checkpoints (or only verifies them).
+  std::optional<integrity::signing_key> signing_key;
+  std::optional<integrity::verifier_key> verifier_key;
+  std::string signing_error;
+  if (!signing_key_of(cfg, signing_key, &signing_error) || !verifier_key_of(cfg, verifier_key, &signing_error)) {
+    log::error("integrity", "cannot load the checkpoint key", {{"error", signing_error}});
+    return 2;
+  }
+  if (!signing_key)
+    log::warn("integrity", "integrity.signing_key_file is not set: tenants' chains are not checkpointed, so a rewrite "
+              "of a chain from some event on (with its links recomputed) would go unnoticed; see docs/INTEGRITY.md");
+  integrity_access integrity;
+  integrity.key = verifier_key;
+  integrity.checkpoint_stream = cfg.checkpoint_stream;
+  integrity.checkpoint_prefix = cfg.checkpoint_prefix;
+  integrity.read_broker = [&publisher](const std::string& stream, const std::string& subject, int64_t since_us,
+                                       const std::function<bool(std::string_view)>& each, std::string* error) {
+    return publisher.read_subject(stream, subject, since_us, each, error);
+  };
+  routes.set_integrity(std::move(integrity));
   http_server http(h, &routes);
   if (!http.start(cfg.http_addr)) return 1;
 
@@ -169,12 +194,15 @@ int run(const config& cfg) {
     source.set_publish_tracker(outbox.get());
   }
   commit_finalizer finalizer(finalizer_options_of(cfg), source, dlq, outbox.get());
+  std::unique_ptr<checkpointer> checkpoints;
+  if (signing_key) checkpoints = std::make_unique<checkpointer>(checkpointer_options_of(cfg), *signing_key, source);
   postgres_writer_pool writers(writer_pool_options_of(cfg), finalizer, h);
   actor_pipeline pipeline(pipeline_options_of(cfg, static_cast<size_t>(source.max_payload())), writers, dlq, source);
   dlq.start();
   if (outbox) outbox->start();
   finalizer.start();
   writers.start();
+  if (checkpoints) checkpoints->start();
   source.start_fetching([&pipeline](std::vector<inbound_message*>&& chunk) { pipeline.deliver(std::move(chunk)); });
   log::info("traild", "consuming", {{"stream", cfg.stream}, {"consumer", cfg.consumer}});
 
@@ -230,6 +258,10 @@ int run(const config& cfg) {
     log::warn("traild", "committed events not confirmed downstream (logged above, one line each); audit.outbox keeps them "
               "for the next outbox pass", {{"events", lost}});
   if (outbox) outbox->stop();  // deletes the rows confirmed by now
+  if (checkpoints) {
+    checkpoints->stop();
+    if (drained) checkpoints->round();  // the last commits get their checkpoint now
+  }
   if (drained && source.gate().events() > 0) {
     // Left by a component that stopped at its own deadline (dead letters).
     const size_t n = source.nak_all_in_flight(1000);
@@ -271,6 +303,15 @@ int main(int argc, char** argv) {
   token_cmd->add_option("--scopes", token_scopes, "comma-separated: audit:read, audit:write, audit:export, audit:admin");
   token_cmd->add_option("--subject", token_subject, "the token's sub (the actor of meta-audit events)");
   token_cmd->add_option("--ttl", token_ttl, "lifetime: 90s, 15m, 1h, 7d");
+  auto* keygen_cmd = app.add_subcommand("keygen", "write an Ed25519 checkpoint signing key (FILE) and its verifier key (FILE.pub)");
+  std::string key_name, key_out;
+  keygen_cmd->add_option("--name", key_name, "the key's name, which checkpoints carry (a schema-less URL such as audit.example.com/trail)")->required();
+  keygen_cmd->add_option("--out", key_out, "where to write the signing key (never overwritten)")->required();
+  auto* verify_cmd = app.add_subcommand("verify", "verify a ledger export offline: no database, no broker");
+  std::string verify_export, verify_checkpoints, verify_key;
+  verify_cmd->add_option("--export", verify_export, "NDJSON of GET /v1/tenants/{t}/export?format=ledger")->required();
+  verify_cmd->add_option("--checkpoints", verify_checkpoints, "JSON of GET /v1/tenants/{t}/checkpoints (same range)");
+  verify_cmd->add_option("--public-key", verify_key, "the verifier key (GET /v1/integrity/public-key, or its key text)")->required();
   config_cmd->require_subcommand(1);
   app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
@@ -279,6 +320,8 @@ int main(int argc, char** argv) {
     std::cout << default_config_toml();
     return 0;
   }
+  if (keygen_cmd->parsed()) return keygen_command(key_name, key_out);
+  if (verify_cmd->parsed()) return verify_command(verify_export, verify_checkpoints, verify_key);
   config cfg;
   try {
     auto env = process_environment();

@@ -69,6 +69,13 @@ struct config {
   std::string api_keys_file;
   std::string api_meta_audit;
   int64_t api_write_commit_wait_ms;
+  // [integrity]
+  std::string integrity_signing_key_file;
+  std::string integrity_public_key_file;
+  int64_t checkpoint_interval_s;
+  std::string checkpoint_prefix;
+  std::string checkpoint_stream;
+  int64_t checkpoint_max_age_s;
   // [http] [metrics] [log] [shutdown]
   std::string http_addr;
   std::string metrics_addr;

@@ -1,5 +1,7 @@
 #include "ingest/event_publisher.h"
 
+#include <algorithm>
+
 #include "common/log.h"
 #include "ingest/jetstream.h"
 
@@ -66,6 +68,63 @@ bool event_publisher::publish(const std::string& subject, std::string_view body,
     return false;
   }
   return true;
+}
+
+bool event_publisher::read_subject(const std::string& stream, const std::string& subject, int64_t since_us,
+                                   const std::function<bool(std::string_view body)>& each, std::string* error) {
+  jsCtx* js = context(error);
+  if (!js) return false;
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = opt_.timeout_ms;
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Ordered = true;
+  if (since_us > 0) {  // the server refuses a start time of 0
+    so.Config.DeliverPolicy = js_DeliverByStartTime;
+    so.Config.OptStartTime = since_us * 1000;
+  } else {
+    so.Config.DeliverPolicy = js_DeliverAll;
+  }
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus st = js_SubscribeSync(&sub, js, subject.c_str(), &jo, &so, &jerr);
+  if (st != NATS_OK) {
+    *error = std::string("cannot read the stream ") + stream + ": " + nats_error_text(st, jerr);
+    return false;
+  }
+  // Nothing to read at all: the consumer says so, no wait for a first message.
+  uint64_t pending = 0;
+  jsConsumerInfo* ci = nullptr;
+  st = natsSubscription_GetConsumerInfo(&ci, sub, &jo, &jerr);
+  if (st == NATS_OK && ci) {
+    pending = ci->NumPending + ci->Delivered.Consumer;  // some may be on their way already
+    jsConsumerInfo_Destroy(ci);
+  }
+  bool ok = st == NATS_OK;
+  if (!ok) *error = std::string("cannot read the stream ") + stream + ": " + nats_error_text(st, jerr);
+  bool more = ok && pending > 0;
+  while (more) {
+    natsMsg* msg = nullptr;
+    st = natsSubscription_NextMsg(&msg, sub, opt_.timeout_ms);
+    if (st != NATS_OK) {
+      *error = std::string("the stream ") + stream + " stopped answering: " + natsStatus_GetText(st);
+      ok = false;
+      break;
+    }
+    jsMsgMetaData* meta = nullptr;
+    uint64_t left = 0;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+      left = meta->NumPending;
+      jsMsgMetaData_Destroy(meta);
+    }
+    more = each(std::string_view(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)))) && left > 0;
+    natsMsg_Destroy(msg);
+  }
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  return ok;
 }
 
 }  // namespace trail

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -36,6 +37,13 @@ class event_publisher {
   // `msg_id` is its Nats-Msg-Id, deduplicated by the broker).
   bool publish(const std::string& subject, std::string_view body, const header_list& headers, const std::string& msg_id,
                std::string* error);
+
+  // Reads, in order, the messages of `stream` on `subject` stored at or after
+  // `since_us` (Unix µs), handing each body to `each` until it returns false
+  // or none is left (an ordered consumer, removed afterwards). False with
+  // `error` when the broker cannot be read to the end.
+  bool read_subject(const std::string& stream, const std::string& subject, int64_t since_us,
+                    const std::function<bool(std::string_view body)>& each, std::string* error);
 
  private:
   jsCtx* context(std::string* error);

@@ -44,6 +44,19 @@ republish_metrics::republish_metrics()
       end_to_end_seconds(metrics::histogram("trail_end_to_end_seconds", "From the broker storing an event to its COMMIT",
                                             {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})) {}
 
+checkpoint_metrics& checkpoint_metrics::get() {
+  static checkpoint_metrics m;
+  return m;
+}
+
+checkpoint_metrics::checkpoint_metrics()
+    : signed_total(metrics::counter("trail_checkpoints_signed_total",
+                                    "Checkpoints signed, held by the broker's checkpoint stream and stored in audit.checkpoints")),
+      failed_rounds(metrics::counter("trail_checkpoint_rounds_failed_total",
+                                     "Checkpoint rounds that stopped on an error (broker or database); retried at the next round")),
+      last_round(metrics::gauge("trail_checkpoint_last_round_timestamp_seconds",
+                                "When the last checkpoint round completed (Unix time); stale means tenants go unsigned")) {}
+
 dead_letter_metrics& dead_letter_metrics::get() {
   static dead_letter_metrics m;
   return m;

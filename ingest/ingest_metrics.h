@@ -44,6 +44,17 @@ struct republish_metrics {
   republish_metrics();
 };
 
+// The checkpointer (signed checkpoints of the tenants' chains).
+struct checkpoint_metrics {
+  static checkpoint_metrics& get();
+  prometheus::Counter& signed_total;
+  prometheus::Counter& failed_rounds;
+  prometheus::Gauge& last_round;
+
+ private:
+  checkpoint_metrics();
+};
+
 // The dead-letter publisher.
 struct dead_letter_metrics {
   static dead_letter_metrics& get();

@@ -208,6 +208,10 @@ bool jetstream_source::connect(const std::atomic<bool>& abort) {
       !ensure_stream(opt_.committed_stream, {opt_.committed_prefix + ".>"}, 1, opt_.committed_max_age_s,
                      opt_.committed_max_bytes, opt_.duplicate_window_s))
     return false;
+  if (!opt_.checkpoint_stream.empty() &&
+      !ensure_stream(opt_.checkpoint_stream, {opt_.checkpoint_prefix + ".>"}, 1, opt_.checkpoint_max_age_s, -1,
+                     opt_.duplicate_window_s))
+    return false;
   return ensure_consumer();
 }
 

@@ -57,6 +57,9 @@ struct source_options {
   std::string committed_stream;  // empty: core publishes, no stream
   int64_t committed_max_age_s = 0;
   int64_t committed_max_bytes = 0;
+  std::string checkpoint_stream;  // empty: no checkpoints (no signing key)
+  std::string checkpoint_prefix;
+  int64_t checkpoint_max_age_s = 0;
   int64_t publish_max_pending = 0;
   int64_t inflight_max_events = 0;
   int64_t inflight_max_bytes = 0;

@@ -16,7 +16,7 @@ void chain_verifier::expect(int64_t sequence, const chain_hash& root, std::strin
 }
 
 bool chain_verifier::break_at(int64_t sequence, std::string reason) {
-  if (!broken_) broken_ = chain_break{sequence, std::move(reason)};
+  if (!broken_ || sequence < broken_->sequence) broken_ = chain_break{sequence, std::move(reason)};
   return false;
 }
 
@@ -24,7 +24,8 @@ void chain_verifier::fail(int64_t sequence, std::string reason) { break_at(seque
 
 bool chain_verifier::add(int64_t sequence, const chain_hash& prev, const chain_hash& hash,
                          std::string_view canonical_bytes) {
-  if (broken_) return false;
+  if (stopped_) return false;
+  stopped_ = true;  // until this row proves sound
   const std::string seq = std::to_string(sequence);
   if (sequence > next_) return break_at(next_, "sequence " + std::to_string(next_) + " missing");
   if (sequence < next_)
@@ -47,13 +48,75 @@ bool chain_verifier::add(int64_t sequence, const chain_hash& prev, const chain_h
     if (it->second.first != hash) return break_at(sequence, it->second.second + " does not match the chain");
     ++met_;
   }
+  stopped_ = false;
   return true;
 }
 
 bool chain_verifier::finish(int64_t to_sequence) {
-  if (broken_) return false;
-  if (next_ <= to_sequence) return break_at(next_, "sequence " + std::to_string(next_) + " missing");
-  return true;
+  if (!stopped_ && next_ <= to_sequence) break_at(next_, "sequence " + std::to_string(next_) + " missing");
+  return !broken_;
+}
+
+void add_checkpoints(chain_verifier& v, const verifier_key& key, const std::string& tenant,
+                     const std::vector<stored_checkpoint>& stored, const std::vector<std::string>* broker_notes,
+                     int64_t from, int64_t to, checkpoint_summary& out) {
+  const std::string origin = checkpoint_origin(key.name, tenant);
+  auto seen = [&](int64_t sequence, int64_t time_us) {
+    if (sequence >= out.latest_sequence) {
+      out.latest_sequence = sequence;
+      out.latest_time_us = time_us;
+    }
+  };
+  // Opens one note; the reason it fails, or "" when it holds.
+  auto open = [&](const std::string& note, const std::string& what, checkpoint& c) -> std::string {
+    std::string why;
+    switch (open_checkpoint(note, key, c, &why)) {
+      case note_status::ok: break;
+      case note_status::bad_signature: return what + ": bad signature";
+      case note_status::unsigned_by_key: return what + ": not signed by the key " + encode(key);
+      case note_status::malformed: return what + ": not a checkpoint (" + why + ")";
+    }
+    if (c.origin != origin) return what + ": signed for another log (" + c.origin + ")";
+    return "";
+  };
+  std::map<int64_t, chain_hash> stored_roots;
+  for (const auto& s : stored) {
+    if (s.sequence < from || s.sequence > to) continue;
+    const std::string what = "checkpoint at sequence " + std::to_string(s.sequence);
+    checkpoint c;
+    if (auto why = open(s.note, what, c); !why.empty()) {
+      v.fail(s.sequence, why);
+      continue;
+    }
+    if (c.size != s.sequence || c.root != s.head_hash) {
+      v.fail(s.sequence, what + ": the row differs from its signed note (sequence " + std::to_string(c.size) + ")");
+      continue;
+    }
+    ++out.stored;
+    seen(c.size, c.time_us);
+    stored_roots[c.size] = c.root;
+    v.expect(c.size, c.root, what);
+  }
+  if (!broker_notes) return;
+  for (const auto& note : *broker_notes) {
+    checkpoint c;
+    // The size is needed to name a failure: parse it even when the signature fails.
+    const std::string why = open(note, "the broker's checkpoint", c);
+    if (c.size < from || c.size > to) continue;
+    const std::string what = "the broker's checkpoint at sequence " + std::to_string(c.size);
+    if (!why.empty()) {
+      v.fail(c.size, what + why.substr(std::string("the broker's checkpoint").size()));
+      continue;
+    }
+    ++out.broker;
+    seen(c.size, c.time_us);
+    if (auto it = stored_roots.find(c.size); it != stored_roots.end()) {
+      if (it->second != c.root)
+        v.fail(c.size, "checkpoint at sequence " + std::to_string(c.size) + " does not match the broker's copy");
+      continue;  // met through the stored one
+    }
+    v.expect(c.size, c.root, what);
+  }
 }
 
 void append_ledger_line(std::string_view canonical_bytes, const chain_hash& prev, const chain_hash& hash,

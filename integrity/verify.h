@@ -18,8 +18,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "decode/canonical.h"
+#include "integrity/note.h"
 
 namespace trail::integrity {
 
@@ -45,8 +47,9 @@ class chain_verifier {
   // No more rows: every sequence up to `to_sequence` must have been seen.
   bool finish(int64_t to_sequence);
 
-  // Records a break found elsewhere (a checkpoint whose signature fails, …)
-  // if none came first.
+  // Records a break found elsewhere (a checkpoint whose signature fails, …).
+  // Of all breaks, the one at the lowest sequence is kept (the first broken
+  // link); rows stop being checked only at a break among the rows.
   void fail(int64_t sequence, std::string reason);
 
   const std::optional<chain_break>& broken() const { return broken_; }
@@ -58,6 +61,7 @@ class chain_verifier {
  private:
   bool break_at(int64_t sequence, std::string reason);
 
+  bool stopped_ = false;  // a row broke the chain: the rows after it prove nothing
   int64_t next_;
   std::optional<chain_hash> start_;
   chain_hash link_{};
@@ -66,6 +70,32 @@ class chain_verifier {
   std::map<int64_t, std::pair<chain_hash, std::string>> expected_;
   std::optional<chain_break> broken_;
 };
+
+// A checkpoint as the database keeps it: its row's copies of the sequence and
+// head hash, and the signed note, which is what counts.
+struct stored_checkpoint {
+  int64_t sequence = 0;
+  chain_hash head_hash{};
+  std::string note;
+};
+
+struct checkpoint_summary {
+  int64_t stored = 0;   // stored checkpoints in the range whose signature verified
+  int64_t broker = 0;   // broker copies in the range whose signature verified
+  int64_t latest_sequence = 0, latest_time_us = 0;  // the newest verified checkpoint in the range
+};
+
+// Checks the checkpoints of `tenant` in [from, to] and makes the verifier
+// meet each one: a stored note must verify with `key`, name the tenant's
+// origin (`key`'s name, "/", tenant) and agree with its row; with
+// `broker_notes` (the copies on the checkpoint stream), each copy must verify
+// too, and a stored checkpoint and the broker's copy at the same sequence must
+// name the same link. A broker copy without a stored row is met like a stored
+// one (the checkpointer stores a row only after the broker has its copy, so
+// a missing row may be a crash between the two, or a deletion).
+void add_checkpoints(chain_verifier& v, const verifier_key& key, const std::string& tenant,
+                     const std::vector<stored_checkpoint>& stored, const std::vector<std::string>* broker_notes,
+                     int64_t from, int64_t to, checkpoint_summary& out);
 
 // One ledger line (no newline): the row's canonical object with two more
 // members, "hash" and "prev_hash", as 64 lower-case hex digits each.

@@ -8,14 +8,18 @@
 
 namespace trail {
 
-const char* const kStoredEventColumns =
-    "e.sequence, (extract(epoch FROM e.recorded_at) * 1000000)::bigint, "
-    "(extract(epoch FROM e.occurred_at) * 1000000)::bigint, "
-    "to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), e.ingest_mode, "
-    "e.tenant_id, e.ce_source, e.ce_id, e.ce_type, e.ce_subject, e.action, e.category, e.severity, e.actor_type, "
-    "e.actor_id, e.actor_display_name, host(e.actor_ip), e.actor_user_agent, e.actor_session_id, e.resource_type, "
-    "e.resource_id, e.related_resources, e.changes, e.outcome_status, e.outcome_error_code, e.description, e.metadata, "
-    "e.correlation_id, e.request_id, e.source_service, e.trace_id, e.extra";
+#define TRAIL_STORED_EVENT_COLUMNS                                                                                \
+  "e.sequence, (extract(epoch FROM e.recorded_at) * 1000000)::bigint, "                                           \
+  "(extract(epoch FROM e.occurred_at) * 1000000)::bigint, "                                                       \
+  "to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), e.ingest_mode, "                 \
+  "e.tenant_id, e.ce_source, e.ce_id, e.ce_type, e.ce_subject, e.action, e.category, e.severity, e.actor_type, "  \
+  "e.actor_id, e.actor_display_name, host(e.actor_ip), e.actor_user_agent, e.actor_session_id, e.resource_type, " \
+  "e.resource_id, e.related_resources, e.changes, e.outcome_status, e.outcome_error_code, e.description, "         \
+  "e.metadata, e.correlation_id, e.request_id, e.source_service, e.trace_id, e.extra"
+
+const char* const kStoredEventColumns = TRAIL_STORED_EVENT_COLUMNS;
+const char* const kStoredEventWithLinksColumns =
+    TRAIL_STORED_EVENT_COLUMNS ", encode(e.prev_hash, 'hex'), encode(e.hash, 'hex')";
 
 bool read_stored_event(const PGresult* res, int row, stored_event& out, std::string* error) {
   using F = event_field;
@@ -28,7 +32,9 @@ bool read_stored_event(const PGresult* res, int row, stored_event& out, std::str
                                 F::description,       F::metadata,           F::correlation_id,  F::request_id,
                                 F::source_service,    F::trace_id};
   constexpr int kFirstText = 5;
-  if (PQnfields(res) != kFirstText + static_cast<int>(std::size(kText)) + 1) {
+  constexpr int kColumns = kFirstText + static_cast<int>(std::size(kText)) + 1;
+  const bool links = PQnfields(res) == kColumns + 2;
+  if (PQnfields(res) != kColumns && !links) {
     if (error) *error = "unexpected column count";
     return false;
   }
@@ -52,6 +58,13 @@ bool read_stored_event(const PGresult* res, int row, stored_event& out, std::str
   if (!PQgetisnull(res, row, extra) && !parse_extra(text(extra), e)) {
     if (error) *error = "the extra column is not what Trail writes";
     return false;
+  }
+  if (links) {
+    // A link that is not 32 bytes (someone else wrote the row) reads as zeros:
+    // verification then names the row.
+    out.has_links = true;
+    if (auto p = chain_hash_from_hex(text(kColumns))) out.prev_hash = *p;
+    if (auto h = chain_hash_from_hex(text(kColumns + 1))) out.hash = *h;
   }
   return true;
 }

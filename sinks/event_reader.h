@@ -11,16 +11,21 @@
 #include <string>
 
 #include "decode/audit_event.h"
+#include "decode/canonical.h"
 
 namespace trail {
 
 // The select list, for `SELECT <kStoredEventColumns> FROM audit.events e …`.
 extern const char* const kStoredEventColumns;
+// kStoredEventColumns followed by the row's two chain links.
+extern const char* const kStoredEventWithLinksColumns;
 
 struct stored_event {
   audit_event event;
   int64_t sequence = 0;
   int64_t recorded_at_us = 0;
+  bool has_links = false;  // read with kStoredEventWithLinksColumns
+  chain_hash prev_hash{}, hash{};
 };
 
 // Row `row` of a result selected with kStoredEventColumns. False (with

@@ -1,5 +1,8 @@
 #include "tests/integration/harness.h"
 
+#include "integrity/verify.h"
+#include "sinks/event_reader.h"
+
 #include <arpa/inet.h>
 #include <catch2/catch.hpp>
 #include <fcntl.h>
@@ -108,7 +111,7 @@ broker::~broker() {
 }
 
 void broker::reset_streams() {
-  for (const char* s : {"AUDIT", "AUDIT_DLQ", "AUDIT_COMMITTED"}) js_DeleteStream(js_, s, nullptr, nullptr);
+  for (const char* s : {"AUDIT", "AUDIT_DLQ", "AUDIT_COMMITTED", "AUDIT_CHECKPOINTS"}) js_DeleteStream(js_, s, nullptr, nullptr);
   // The test publishes before traild starts: the stream must exist already.
   const char* subjects[] = {"audit.events", "audit.events.>"};
   jsStreamConfig sc;
@@ -361,6 +364,57 @@ bool wait_until(const std::function<bool()>& done, int timeout_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return done();
+}
+
+std::string chain_problem(const std::string& dsn) {
+  PGconn* c = PQconnectdb(dsn.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    PQfinish(c);
+    return "cannot connect";
+  }
+  const std::string sql = std::string("SELECT ") + trail::kStoredEventWithLinksColumns +
+                          " FROM audit.events e ORDER BY e.tenant_id, e.sequence";
+  PGresult* r = PQexec(c, sql.c_str());
+  std::string problem;
+  std::map<std::string, trail::chain_hash> heads;
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) problem = PQresultErrorMessage(r);
+  std::string tenant, canonical, error;
+  std::unique_ptr<trail::integrity::chain_verifier> v;
+  int64_t last = 0;
+  auto close_tenant = [&] {
+    if (v && !v->finish(last) && problem.empty()) problem = "tenant " + tenant + ": " + v->broken()->reason;
+    if (v) heads[tenant] = v->head();
+  };
+  for (int i = 0; problem.empty() && i < PQntuples(r); ++i) {
+    trail::stored_event ev;
+    if (!trail::read_stored_event(r, i, ev, &error)) {
+      problem = error;
+      break;
+    }
+    const std::string t(ev.event.get(trail::event_field::tenant_id));
+    if (t != tenant) {
+      close_tenant();
+      tenant = t;
+      v = std::make_unique<trail::integrity::chain_verifier>(1);
+    }
+    canonical.clear();
+    trail::append_canonical_event(ev.event, ev.sequence, ev.recorded_at_us, canonical);
+    v->add(ev.sequence, ev.prev_hash, ev.hash, canonical);
+    last = ev.sequence;
+  }
+  if (problem.empty()) close_tenant();
+  PQclear(r);
+  if (problem.empty()) {
+    r = PQexec(c, "SELECT tenant_id, encode(head_hash, 'hex') FROM audit.tenant_heads WHERE last_sequence > 0");
+    for (int i = 0; problem.empty() && i < PQntuples(r); ++i) {
+      const auto it = heads.find(PQgetvalue(r, i, 0));
+      if (it == heads.end() || trail::to_hex(it->second) != PQgetvalue(r, i, 1))
+        problem = std::string("tenant ") + PQgetvalue(r, i, 0) + ": its head does not hold its last link";
+    }
+    PQclear(r);
+  }
+  PQfinish(c);
+  return problem;
 }
 
 }  // namespace trail::test

@@ -104,6 +104,10 @@ class traild_process {
 
 // Events stored in a database (audit.events).
 int64_t stored_events(const std::string& dsn);
+// Follows every tenant's hash chain in the database (integrity/verify.h):
+// "" when each tenant's events are 1..N, each link recomputes, and the
+// tenant's head holds the last link; otherwise what is wrong, first tenant first.
+std::string chain_problem(const std::string& dsn);
 // A whole file (a traild log), or "" if it cannot be read.
 std::string file_text(const std::string& path);
 

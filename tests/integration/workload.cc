@@ -196,6 +196,9 @@ void verify_exactly_once(const std::string& dsn, broker& b, const workload& w, c
                 "HAVING min(sequence) <> 1 OR max(sequence) <> count(*) OR count(DISTINCT sequence) <> count(*)) bad") == 0);
   CHECK(d.count("SELECT count(*) FROM audit.tenant_heads h WHERE last_sequence <> "
                 "(SELECT max(sequence) FROM audit.events e WHERE e.tenant_id = h.tenant_id)") == 0);
+  // Every tenant's hash chain runs unbroken through whatever happened (no
+  // fork, no gap, no link computed twice), and its head holds its last link.
+  CHECK(chain_problem(dsn) == "");
   // Exactly the invalid messages are dead-lettered, bytes intact, with their reasons.
   auto dlq = b.read_stream("AUDIT_DLQ", w.invalid_bodies.size());
   CHECK(dlq.size() == w.invalid_bodies.size());
