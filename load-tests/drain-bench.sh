@@ -60,12 +60,20 @@ measure_trail() {  # name binary runs setup
 if [ -z "${TRAILD_BEFORE:-}" ]; then
   measure_trail T1-trail-drain "$ROOT/build/bin/traild" "$RUNS" "$SETUP"
 else
-  # Alternating, one run each in turn, so that a slow spell of the machine
-  # does not fall on one side only; medians over the runs.
+  # Alternating, one run each in turn and the order swapped every round, so
+  # that a slow spell of the machine does not fall on one side only; medians
+  # over the runs. One uncounted drain first: the first drain of a sitting
+  # runs on cold caches (measured 20-25% slower), whichever build it is.
   SETUP_BEFORE=${SETUP//"$ROOT/build/bin/traild"/$TRAILD_BEFORE}
+  measure_trail W-warm-up "$ROOT/build/bin/traild" 1 "$SETUP"
   for ((i = 1; i <= RUNS; i++)); do
-    measure_trail T1-trail-drain "$ROOT/build/bin/traild" 1 "$SETUP"
-    measure_trail T0-trail-drain-before "$TRAILD_BEFORE" 1 "$SETUP_BEFORE"
+    if ((i % 2)); then
+      measure_trail T1-trail-drain "$ROOT/build/bin/traild" 1 "$SETUP"
+      measure_trail T0-trail-drain-before "$TRAILD_BEFORE" 1 "$SETUP_BEFORE"
+    else
+      measure_trail T0-trail-drain-before "$TRAILD_BEFORE" 1 "$SETUP_BEFORE"
+      measure_trail T1-trail-drain "$ROOT/build/bin/traild" 1 "$SETUP"
+    fi
   done
 fi
 

@@ -14,6 +14,9 @@ export TRAIL_LOG_FORMAT=${TRAIL_LOG_FORMAT:-text}
 [ -s .dev/api-secret ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >.dev/api-secret
 export TRAIL_API_PG_DSN=${TRAIL_API_PG_DSN:-${TRAIL_PG_DSN/postgres@/trail_reader@}}
 export TRAIL_API_JWT_HS256_SECRET=${TRAIL_API_JWT_HS256_SECRET:-$(cat .dev/api-secret)}
+# Tamper evidence: a dev checkpoint signing key, made once under .dev/.
+[ -s .dev/checkpoint-key ] || build/bin/traild keygen --name trail.dev/audit --out .dev/checkpoint-key >/dev/null
+export TRAIL_INTEGRITY_SIGNING_KEY_FILE=${TRAIL_INTEGRITY_SIGNING_KEY_FILE:-$ROOT/.dev/checkpoint-key}
 build/bin/traild --config config/trail.toml migrate
 TOKEN=$(build/bin/traild --config config/trail.toml dev-token --tenant acme --scopes audit:read,audit:export --subject dev --ttl 12h)
 WRITE_TOKEN=$(build/bin/traild --config config/trail.toml dev-token --tenant acme --scopes audit:write --subject dev-writer --ttl 12h)
@@ -32,6 +35,7 @@ cat <<MSG
     TOKEN=$TOKEN
     WRITE_TOKEN=$WRITE_TOKEN
     curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/v1/tenants/acme/events
+    curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/v1/tenants/acme/verify?against=broker
 
   Make others with: TRAIL_API_JWT_HS256_SECRET=\$(cat .dev/api-secret) build/bin/traild dev-token --tenant acme --scopes audit:read
 

@@ -74,7 +74,8 @@ def check(doc, port, method, template, path, status_expected, token=None, body=N
         for e in validator.iter_errors(value):
             problems.append(f"{name}: {e.message} at {list(e.absolute_path)}")
     elif ctype == "application/x-ndjson":
-        line_validator = jsonschema.Draft202012Validator({"$ref": "#/components/schemas/CommittedEvent"},
+        line_schema = "LedgerLine" if "format=ledger" in path else "CommittedEvent"
+        line_validator = jsonschema.Draft202012Validator({"$ref": "#/components/schemas/" + line_schema},
                                                          resolver=jsonschema.RefResolver.from_schema(doc))
         for line in data.decode().splitlines():
             for e in line_validator.iter_errors(json.loads(line)):
@@ -125,6 +126,21 @@ def main():
     check(doc, p, "GET", X, f"/v1/tenants/{t}/export?format=ndjson", 200, tok)
     check(doc, p, "GET", X, f"/v1/tenants/{t}/export?format=csv", 200, tok)
     check(doc, p, "GET", X, f"/v1/tenants/{t}/export?format=xml", 400, tok)
+    check(doc, p, "GET", X, f"/v1/tenants/{t}/export?format=ledger&from_sequence=1", 200, tok)
+    check(doc, p, "GET", X, f"/v1/tenants/{t}/export?format=ledger&actor_id=u", 400, tok)
+    check(doc, p, "GET", "/v1/integrity/public-key", "/v1/integrity/public-key", 200, tok)
+    check(doc, p, "GET", "/v1/integrity/public-key", "/v1/integrity/public-key", 401)
+    C = "/v1/tenants/{tenant_id}/checkpoints"
+    cps = json.loads(check(doc, p, "GET", C, f"/v1/tenants/{t}/checkpoints?limit=1", 200, tok))
+    if not cps.get("checkpoints"):
+        problems.append("GET checkpoints: no checkpoint of the tenant")
+    check(doc, p, "GET", C, f"/v1/tenants/{t}/checkpoints?limit=0", 400, tok)
+    check(doc, p, "GET", C, f"/v1/tenants/{t}/checkpoints", 403, a.other_token)
+    V = "/v1/tenants/{tenant_id}/verify"
+    verdict = json.loads(check(doc, p, "GET", V, f"/v1/tenants/{t}/verify?against=broker", 200, tok))
+    if not verdict.get("verified"):
+        problems.append(f"GET verify: the untouched ledger does not verify: {verdict}")
+    check(doc, p, "GET", V, f"/v1/tenants/{t}/verify?against=db", 400, tok)
     event = {"tenant_id": t, "action": "openapi.check", "actor": {"type": "user", "id": "checker"},
              "primary_resource": {"type": "doc", "id": "d"}}
     key = {"Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/json"}

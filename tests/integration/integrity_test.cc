@@ -251,14 +251,14 @@ TEST_CASE("migrating to schema 6 chains the events stored before it, exactly as 
     d.query("ALTER TABLE audit.events DISABLE TRIGGER events_append_only");
     d.query("DELETE FROM audit.events WHERE tenant_id = 'zeta' AND sequence = 2");
     d.query("ALTER TABLE audit.events ENABLE TRIGGER events_append_only");
-    auto r = trail::apply_migrations(dsn);
+    auto r = trail::apply_migrations(dsn, 6);
     CHECK_FALSE(r.ok);
     CHECK_THAT(r.error, Catch::Contains("tenant zeta: sequence 2 is missing"));
     CHECK(trail::schema_version(dsn) == 5);
     CHECK(d.count("SELECT count(*) FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'hash'") == 0);
   }
   SECTION("every tenant's chain, checked by the independent implementation; the heads hold the last links") {
-    auto r = trail::apply_migrations(dsn);
+    auto r = trail::apply_migrations(dsn, 6);
     INFO(r.error);
     REQUIRE(r.ok);
     CHECK(r.version == 6);
