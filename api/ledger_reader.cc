@@ -451,4 +451,21 @@ read_status ledger_reader::chain_extent(const std::string& tenant, int64_t& last
   return read_status::ok;
 }
 
+read_status ledger_reader::archived_runs(const std::string& tenant, int64_t from, int64_t to,
+                                         std::vector<std::string>& notes, std::string* error) {
+  auto s = take(std::chrono::seconds(5));
+  if (!s) return *error = "every reader connection is busy", read_status::unavailable;
+  sql_statement st;
+  st.text =
+      "SELECT r.note FROM audit.archived_runs r WHERE r.tenant_id = $1 AND r.last_sequence >= $2::bigint "
+      "AND r.first_sequence <= $3::bigint ORDER BY r.first_sequence";
+  st.params = {tenant, std::to_string(from), std::to_string(to)};
+  result_ptr res;
+  const read_status status = run(*s, tenant, st, planning::once, &res.r, error);
+  give_back(std::move(s));
+  if (status != read_status::ok) return status;
+  for (int i = 0; i < PQntuples(res.r); ++i) notes.emplace_back(PQgetvalue(res.r, i, 0));
+  return read_status::ok;
+}
+
 }  // namespace trail

@@ -97,6 +97,9 @@ class ledger_reader {
   };
   read_status checkpoints(const std::string& tenant, int64_t from, int64_t to, size_t limit,
                           std::vector<checkpoint_row>& out, std::string* error);
+  // The signed notes of the tenant's archived runs (retention) that touch [from, to].
+  read_status archived_runs(const std::string& tenant, int64_t from, int64_t to, std::vector<std::string>& notes,
+                            std::string* error);
   // The last sequence of the tenant's identities and of its checkpoints (0: none).
   read_status chain_extent(const std::string& tenant, int64_t& last_event, int64_t& last_checkpoint, std::string* error);
 

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/time.h"
+#include "integrity/archive.h"
 #include "integrity/note.h"
 #include "integrity/verify.h"
 
@@ -48,6 +49,42 @@ int keygen_command(const std::string& name, const std::string& out) {
     return fail("keygen: cannot create " + out + " (an existing key is never overwritten)");
   if (!write_new(out + ".pub", verifier + "\n", 0644)) return fail("keygen: cannot create " + out + ".pub");
   std::printf("%s\n", verifier.c_str());
+  return 0;
+}
+
+namespace {
+
+// The verifier key: its text, or the JSON of GET /v1/integrity/public-key.
+std::optional<integrity::verifier_key> load_verifier(const std::string& path) {
+  std::string text, error;
+  if (!read_all(path, text)) return fail("verify: cannot read " + path), std::nullopt;
+  if (text.find('{') != std::string::npos) {
+    rapidjson::Document d;
+    d.Parse(text.c_str());
+    if (d.HasParseError() || !d.IsObject() || !d.HasMember("key") || !d["key"].IsString())
+      return fail("verify: " + path + " is neither a verifier key nor {\"key\": …}"), std::nullopt;
+    text = d["key"].GetString();
+  }
+  auto key = integrity::parse_verifier_key(text, &error);
+  if (!key) fail("verify: " + path + ": " + error);
+  return key;
+}
+
+}  // namespace
+
+int verify_archive_command(const std::string& archive_path, const std::string& public_key_path) {
+  const auto key = load_verifier(public_key_path);
+  if (!key) return 2;
+  std::string manifest;
+  if (!read_all(archive_path + ".manifest", manifest)) return fail("verify: cannot read " + archive_path + ".manifest");
+  int64_t rows = 0;
+  const std::string problem = integrity::verify_archive(archive_path, manifest, *key, &rows);
+  if (!problem.empty()) {
+    std::printf("archive %s: BROKEN: %s\n", archive_path.c_str(), problem.c_str());
+    return 1;
+  }
+  std::printf("archive %s: verified: %lld events, every link, run and count as its signed manifest says\n",
+              archive_path.c_str(), static_cast<long long>(rows));
   return 0;
 }
 

@@ -18,4 +18,7 @@ int keygen_command(const std::string& name, const std::string& out);
 int verify_command(const std::string& export_path, const std::string& checkpoints_path,
                    const std::string& public_key_path);
 
+// Verifies a retention archive against its manifest (FILE.manifest) offline.
+int verify_archive_command(const std::string& archive_path, const std::string& public_key_path);
+
 }  // namespace trail

@@ -157,6 +157,7 @@ checkpointer_options checkpointer_options_of(const config& c) {
   o.pg_dsn = c.pg_dsn;
   o.timeouts = pg_timeouts_of(c);
   o.subject_prefix = c.checkpoint_prefix;
+  o.events_subject = "audit.events";  // the AUDIT stream's subject, as the read side's writes use
   o.interval_s = c.checkpoint_interval_s;
   o.publish_ack_timeout_ms = c.publish_ack_timeout_ms;
   return o;
@@ -175,6 +176,16 @@ bool read_file(const std::string& path, std::string& out, std::string* error) {
 }
 
 }  // namespace
+
+retention_options retention_options_of(const config& c) {
+  retention_options o;
+  o.pg_dsn = c.retention_pg_dsn;
+  o.timeouts = pg_timeouts{c.pg_connect_timeout_s, std::max<int64_t>(c.pg_statement_timeout_s, 600)};
+  o.archive_dir = c.retention_archive_dir;
+  o.days = c.retention_days;
+  o.tenant_days = parse_tenant_days(c.retention_tenant_days, c.retention_days);
+  return o;
+}
 
 bool signing_key_of(const config& c, std::optional<integrity::signing_key>& out, std::string* error) {
   out.reset();

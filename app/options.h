@@ -18,6 +18,7 @@
 #include "ingest/jetstream.h"
 #include "ingest/outbox.h"
 #include "sinks/postgres_writer.h"
+#include "store/retention.h"
 
 namespace trail {
 
@@ -31,6 +32,7 @@ finalizer_options finalizer_options_of(const config& c);
 outbox_options outbox_options_of(const config& c);
 dead_letter_options dead_letter_options_of(const config& c);
 checkpointer_options checkpointer_options_of(const config& c);
+retention_options retention_options_of(const config& c);
 // The checkpoint signing key (integrity.signing_key_file), nullopt when none is
 // configured; false with `error` when the file cannot be read or parsed.
 bool signing_key_of(const config& c, std::optional<integrity::signing_key>& out, std::string* error);

@@ -9,7 +9,10 @@
 //   traild keygen --name NAME --out FILE
 //                                     write a checkpoint signing key (and FILE.pub)
 //   traild verify --export FILE --checkpoints FILE --public-key FILE
-//                                     verify a ledger export offline
+//   traild verify --archive FILE --public-key FILE
+//                                     verify a ledger export or a retention archive offline
+//   traild retention run              one retention pass now
+//   traild legal-hold place|release|list …
 //
 // Threads of `run`: main (start-up, then shutdown), a signal waiter, the fetch
 // thread, CAF's scheduler (validators, lane batchers), one thread per
@@ -194,15 +197,15 @@ int run(const config& cfg) {
     source.set_publish_tracker(outbox.get());
   }
   commit_finalizer finalizer(finalizer_options_of(cfg), source, dlq, outbox.get());
-  std::unique_ptr<checkpointer> checkpoints;
-  if (signing_key) checkpoints = std::make_unique<checkpointer>(checkpointer_options_of(cfg), *signing_key, source);
+  // Checkpoints (with a key) and the record of break-glass changes (always).
+  auto checkpoints = std::make_unique<checkpointer>(checkpointer_options_of(cfg), signing_key, source);
   postgres_writer_pool writers(writer_pool_options_of(cfg), finalizer, h);
   actor_pipeline pipeline(pipeline_options_of(cfg, static_cast<size_t>(source.max_payload())), writers, dlq, source);
   dlq.start();
   if (outbox) outbox->start();
   finalizer.start();
   writers.start();
-  if (checkpoints) checkpoints->start();
+  checkpoints->start();
   source.start_fetching([&pipeline](std::vector<inbound_message*>&& chunk) { pipeline.deliver(std::move(chunk)); });
   log::info("traild", "consuming", {{"stream", cfg.stream}, {"consumer", cfg.consumer}});
 
@@ -213,6 +216,23 @@ int run(const config& cfg) {
       keep_partitions();
       lock.lock();
     }
+  });
+  // Retention: archive, verify, drop; needs the maintenance role and the key.
+  const bool retaining = cfg.retention_days > 0 && !cfg.retention_pg_dsn.empty();
+  if (retaining && !signing_key)
+    log::error("retention", "retention.days is set but integrity.signing_key_file is not: archives must be signed, so "
+                            "nothing is dropped");
+  if (cfg.retention_days > 0 && cfg.retention_pg_dsn.empty())
+    log::warn("retention", "retention.days is set but retention.pg_dsn is empty: retention is off");
+  std::thread retention_keeper([&] {
+    if (!retaining || !signing_key) return;
+    const retention_options opt = retention_options_of(cfg);
+    std::unique_lock<std::mutex> lock(g_stop_mu);
+    do {
+      lock.unlock();
+      run_retention(opt, *signing_key, now_unix_us());
+      lock.lock();
+    } while (!g_stop_cv.wait_for(lock, std::chrono::seconds(cfg.retention_interval_s), [] { return g_stop.load(); }));
   });
 
   {
@@ -258,16 +278,15 @@ int run(const config& cfg) {
     log::warn("traild", "committed events not confirmed downstream (logged above, one line each); audit.outbox keeps them "
               "for the next outbox pass", {{"events", lost}});
   if (outbox) outbox->stop();  // deletes the rows confirmed by now
-  if (checkpoints) {
-    checkpoints->stop();
-    if (drained) checkpoints->round();  // the last commits get their checkpoint now
-  }
+  checkpoints->stop();
+  if (drained) checkpoints->round();  // the last commits get their checkpoint now
   if (drained && source.gate().events() > 0) {
     // Left by a component that stopped at its own deadline (dead letters).
     const size_t n = source.nak_all_in_flight(1000);
     log::info("traild", "un-settled messages handed back to the broker", {{"messages", n}});
   }
   partition_keeper.join();
+  retention_keeper.join();
   source.close();
   http.stop();
   log::info("traild", "stopped", {{"drained", drained ? "true" : "false"}});
@@ -309,9 +328,25 @@ int main(int argc, char** argv) {
   keygen_cmd->add_option("--out", key_out, "where to write the signing key (never overwritten)")->required();
   auto* verify_cmd = app.add_subcommand("verify", "verify a ledger export offline: no database, no broker");
   std::string verify_export, verify_checkpoints, verify_key;
-  verify_cmd->add_option("--export", verify_export, "NDJSON of GET /v1/tenants/{t}/export?format=ledger")->required();
+  std::string verify_archive_path;
+  auto* verify_export_opt =
+      verify_cmd->add_option("--export", verify_export, "NDJSON of GET /v1/tenants/{t}/export?format=ledger");
   verify_cmd->add_option("--checkpoints", verify_checkpoints, "JSON of GET /v1/tenants/{t}/checkpoints (same range)");
   verify_cmd->add_option("--public-key", verify_key, "the verifier key (GET /v1/integrity/public-key, or its key text)")->required();
+  verify_cmd->add_option("--archive", verify_archive_path, "a retention archive (its manifest beside it, FILE.manifest)");
+  verify_export_opt->excludes(verify_cmd->get_option("--archive"));
+  auto* retention_cmd = app.add_subcommand("retention", "retention of old partitions (retention.*)");
+  auto* retention_run = retention_cmd->add_subcommand("run", "one pass now: archive, verify and drop what is past retention");
+  retention_cmd->require_subcommand(1);
+  auto* hold_cmd = app.add_subcommand("legal-hold", "legal holds: partitions holding a held tenant are never dropped");
+  std::string hold_tenant, hold_reason;
+  auto* hold_place = hold_cmd->add_subcommand("place", "place a hold");
+  hold_place->add_option("--tenant", hold_tenant, "the tenant, or * for every tenant")->required();
+  hold_place->add_option("--reason", hold_reason, "why (a case or ticket)")->required();
+  auto* hold_release = hold_cmd->add_subcommand("release", "release a hold");
+  hold_release->add_option("--tenant", hold_tenant, "the tenant, or *")->required();
+  auto* hold_list = hold_cmd->add_subcommand("list", "the holds in place");
+  hold_cmd->require_subcommand(1);
   config_cmd->require_subcommand(1);
   app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
@@ -321,7 +356,14 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (keygen_cmd->parsed()) return keygen_command(key_name, key_out);
-  if (verify_cmd->parsed()) return verify_command(verify_export, verify_checkpoints, verify_key);
+  if (verify_cmd->parsed()) {
+    if (!verify_archive_path.empty()) return verify_archive_command(verify_archive_path, verify_key);
+    if (verify_export.empty()) {
+      std::fprintf(stderr, "traild: verify needs --export FILE or --archive FILE\n");
+      return 2;
+    }
+    return verify_command(verify_export, verify_checkpoints, verify_key);
+  }
   config cfg;
   try {
     auto env = process_environment();
@@ -339,6 +381,34 @@ int main(int argc, char** argv) {
   log::configure(cfg.log_format == "json", lvl);
   for (const auto& line : cfg.retired) log::warn("config", line);
 
+  if (retention_run->parsed() || hold_cmd->parsed()) {
+    if (cfg.retention_pg_dsn.empty()) {
+      std::fprintf(stderr, "traild: retention.pg_dsn is not set (the trail_maintenance role)\n");
+      return 2;
+    }
+    std::string error;
+    if (hold_place->parsed()) return place_legal_hold(cfg.retention_pg_dsn, hold_tenant, hold_reason, &error) ? 0 : (std::fprintf(stderr, "traild: %s\n", error.c_str()), 1);
+    if (hold_release->parsed()) return release_legal_hold(cfg.retention_pg_dsn, hold_tenant, &error) ? 0 : (std::fprintf(stderr, "traild: %s\n", error.c_str()), 1);
+    if (hold_list->parsed()) {
+      std::vector<std::string> holds;
+      if (!list_legal_holds(cfg.retention_pg_dsn, holds, &error)) return std::fprintf(stderr, "traild: %s\n", error.c_str()), 1;
+      for (const auto& h : holds) std::cout << h << "\n";
+      return 0;
+    }
+    std::optional<integrity::signing_key> key;
+    if (!signing_key_of(cfg, key, &error) || !key) {
+      std::fprintf(stderr, "traild: retention signs its archives: integrity.signing_key_file %s\n",
+                   error.empty() ? "is not set" : error.c_str());
+      return 2;
+    }
+    const auto report = run_retention(retention_options_of(cfg), *key, now_unix_us());
+    std::cout << "archived and dropped: " << report.archived << " partitions, " << report.rows << " events\n";
+    if (report.emptied) std::cout << "dropped without rows: " << report.emptied << " partitions\n";
+    for (const auto& h : report.held) std::cout << "kept under legal hold: " << h << "\n";
+    for (const auto& k : report.kept) std::cout << "kept for a tenant's longer retention: " << k << "\n";
+    if (!report.ok()) std::cout << "stopped: " << report.error << "\n";
+    return report.ok() ? 0 : 1;
+  }
   if (show_cmd->parsed()) {
     for (auto& [k, v] : describe(cfg)) std::cout << k << " = " << v << "\n";
     return 0;

@@ -166,6 +166,16 @@ const std::vector<knob>& knobs() {
        "JetStream stream keeping the checkpoints: the copy outside the database that verification compares against"},
       {"integrity.checkpoint_max_age_s", &config::checkpoint_max_age_s, int64_t{0}, "seconds",
        "how long the checkpoint stream keeps checkpoints (0 = forever; keep them at least as long as the events)"},
+      {"retention.days", &config::retention_days, int64_t{0}, "days",
+       "daily partitions whose day ended this long ago are archived (verified) and dropped; 0 = keep forever", 0},
+      {"retention.tenant_days", &config::retention_tenant_days, "", "tenant=days,…",
+       "longer retention for some tenants (never shorter than retention.days): a partition holding their events is kept that long"},
+      {"retention.pg_dsn", &config::retention_pg_dsn, "", "libpq DSN",
+       "the connection of retention and legal holds, as the trail_maintenance role; empty = retention off", 0, 0, true},
+      {"retention.archive_dir", &config::retention_archive_dir, "", "path",
+       "where archives and their signed manifests are written (keep it on storage the database's administrators cannot rewrite)"},
+      {"retention.interval_s", &config::retention_interval_s, int64_t{3600}, "seconds",
+       "how often traild runs a retention pass", 60},
       {"http.addr", &config::http_addr, "0.0.0.0:8080", "host:port", "HTTP API: /v1 (the query API), /healthz, /readyz"},
       {"metrics.addr", &config::metrics_addr, "0.0.0.0:9464", "host:port", "Prometheus /metrics"},
       {"metrics.top_tenants", &config::metrics_top_tenants, int64_t{0}, "tenants",
@@ -303,7 +313,34 @@ config load_config(const std::string& path, const std::map<std::string, std::str
   if (c.max_ack_pending < c.inflight_max_events)
     throw config_error("nats.max_ack_pending must be at least limits.inflight_max_events");
   if (c.validators == 0) c.validators = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  parse_tenant_days(c.retention_tenant_days, c.retention_days);  // refuses a malformed or shorter one now
+  if (c.retention_days > 0 && !c.retention_pg_dsn.empty() && c.retention_archive_dir.empty())
+    throw config_error("retention.archive_dir must name a directory when retention.days is set");
   return c;
+}
+
+std::map<std::string, int64_t> parse_tenant_days(const std::string& text, int64_t at_least) {
+  std::map<std::string, int64_t> out;
+  for (size_t s = 0; s < text.size();) {
+    size_t e = text.find(',', s);
+    if (e == std::string::npos) e = text.size();
+    const std::string item = text.substr(s, e - s);
+    const size_t eq = item.find('=');
+    int64_t days = -1;
+    try {
+      if (eq != std::string::npos && eq > 0) days = std::stoll(item.substr(eq + 1));
+    } catch (...) {
+      days = -1;
+    }
+    if (days < 0) throw config_error("retention.tenant_days: '" + item + "' is not tenant=days");
+    if (days != 0 && at_least == 0)
+      throw config_error("retention.tenant_days: " + item + " is shorter than retention.days = 0 (forever)");
+    if (days != 0 && days < at_least)
+      throw config_error("retention.tenant_days: " + item + " is shorter than retention.days; overrides may only be longer");
+    out[item.substr(0, eq)] = days == 0 ? (int64_t{1} << 40) : days;  // 0: forever
+    s = e + 1;
+  }
+  return out;
 }
 
 std::string mask_secret(const std::string& v) {

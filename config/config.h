@@ -76,6 +76,12 @@ struct config {
   std::string checkpoint_prefix;
   std::string checkpoint_stream;
   int64_t checkpoint_max_age_s;
+  // [retention]
+  int64_t retention_days;
+  std::string retention_tenant_days;
+  std::string retention_pg_dsn;
+  std::string retention_archive_dir;
+  int64_t retention_interval_s;
   // [http] [metrics] [log] [shutdown]
   std::string http_addr;
   std::string metrics_addr;
@@ -87,6 +93,9 @@ struct config {
   // (traild logs them as warnings; they change nothing).
   std::vector<std::string> retired;
 };
+
+// retention.tenant_days parsed ("acme=3650,beta=400"); throws config_error.
+std::map<std::string, int64_t> parse_tenant_days(const std::string& text, int64_t at_least);
 
 struct config_error : std::runtime_error {
   using std::runtime_error::runtime_error;

@@ -15,10 +15,17 @@
 // stored checkpoint has a copy outside the database. A round that fails (the
 // broker or PostgreSQL away) is retried at the next one; nothing is lost but
 // time. Replicas take turns through an advisory lock.
+//
+// The same rounds record break-glass changes (audit.break_glass_log, written
+// by the ledger's triggers; docs/COMPLIANCE.md) as audit events in the
+// tenant's own trail: each entry is published into the AUDIT stream (action
+// trail.break_glass, Nats-Msg-Id "break-glass-<id>") and then marked
+// recorded. This runs without a signing key too.
 
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -32,6 +39,7 @@ struct checkpointer_options {
   std::string pg_dsn;
   pg_timeouts timeouts;
   std::string subject_prefix;  // audit.checkpoints
+  std::string events_subject;  // audit.events: where break-glass entries are recorded
   int64_t interval_s = 10;
   int64_t publish_ack_timeout_ms = 10000;
   size_t tenants_per_round = 1000;
@@ -39,7 +47,8 @@ struct checkpointer_options {
 
 class checkpointer {
  public:
-  checkpointer(checkpointer_options opt, integrity::signing_key key, jetstream_source& source);
+  // Without a key, only break-glass entries are recorded.
+  checkpointer(checkpointer_options opt, std::optional<integrity::signing_key> key, jetstream_source& source);
   ~checkpointer();
 
   void start();
@@ -50,9 +59,11 @@ class checkpointer {
 
  private:
   void run();
+  bool sign_heads(int64_t& stored, std::string& step, std::string& error);
+  bool record_break_glass(std::string& step, std::string& error);
 
   const checkpointer_options opt_;
-  const integrity::signing_key key_;
+  const std::optional<integrity::signing_key> key_;
   jetstream_source& source_;
   pg_session session_;
   std::mutex mu_;  // one round at a time

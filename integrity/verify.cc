@@ -22,8 +22,44 @@ bool chain_verifier::break_at(int64_t sequence, std::string reason) {
 
 void chain_verifier::fail(int64_t sequence, std::string reason) { break_at(sequence, std::move(reason)); }
 
+void chain_verifier::archived(int64_t first, int64_t last, const chain_hash& prev, const chain_hash& last_hash) {
+  runs_[first] = run{last, prev, last_hash};
+}
+
+bool chain_verifier::cross() {
+  const auto it = runs_.find(next_);
+  if (it == runs_.end()) return false;
+  const run r = it->second;
+  if (!started_) {
+    link_ = start_ ? *start_ : r.prev;
+    started_ = true;
+  }
+  if (r.prev != link_) {
+    stopped_ = true;
+    return break_at(next_, "sequence " + std::to_string(next_) + ": the archived run " + std::to_string(next_) + ".." +
+                               std::to_string(r.last) + " does not continue the chain");
+  }
+  // The links inside the run are in the archive; the checkpoints there were
+  // checked when it was made. One at its last sequence is met here.
+  for (auto e = expected_.lower_bound(next_); e != expected_.end() && e->first <= r.last;) {
+    if (e->first == r.last && e->second.first != r.last_hash) {
+      stopped_ = true;
+      return break_at(r.last, e->second.second + " does not match the chain");
+    }
+    if (e->first == r.last) ++met_;
+    e = expected_.erase(e);
+  }
+  crossed_ += r.last - next_ + 1;
+  link_ = r.last_hash;
+  next_ = r.last + 1;
+  return true;
+}
+
 bool chain_verifier::add(int64_t sequence, const chain_hash& prev, const chain_hash& hash,
                          std::string_view canonical_bytes) {
+  if (stopped_) return false;
+  while (sequence > next_ && cross()) {
+  }
   if (stopped_) return false;
   stopped_ = true;  // until this row proves sound
   const std::string seq = std::to_string(sequence);
@@ -53,8 +89,65 @@ bool chain_verifier::add(int64_t sequence, const chain_hash& prev, const chain_h
 }
 
 bool chain_verifier::finish(int64_t to_sequence) {
+  while (!stopped_ && next_ <= to_sequence && cross()) {
+  }
   if (!stopped_ && next_ <= to_sequence) break_at(next_, "sequence " + std::to_string(next_) + " missing");
   return !broken_;
+}
+
+namespace {
+constexpr std::string_view kRunHeader = "trail.archive.v1 run";
+}
+
+std::string sign_archived_run(const archived_run_note& r, const signing_key& key) {
+  const std::string text = std::string(kRunHeader) + "\n" + r.origin + "\n" + std::to_string(r.first) + " " +
+                           std::to_string(r.last) + "\n" + to_hex(r.prev) + " " + to_hex(r.last_hash) + "\n" +
+                           r.partition + " " + r.file_sha256 + "\n";
+  return sign_note(text, key);
+}
+
+note_status open_archived_run(std::string_view note, const verifier_key& key, archived_run_note& out,
+                              std::string* error) {
+  std::string_view text;
+  const note_status s = open_note(note, key, text, error);
+  if (s == note_status::malformed) return s;
+  std::vector<std::string_view> lines;
+  for (size_t at = 0; at < text.size();) {
+    const size_t nl = text.find('\n', at);
+    lines.push_back(text.substr(at, nl - at));
+    at = nl + 1;
+  }
+  auto pair = [](std::string_view line, std::string_view& a, std::string_view& b) {
+    const size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) return false;
+    a = line.substr(0, sp);
+    b = line.substr(sp + 1);
+    return true;
+  };
+  std::string_view a, b, c, d, e, f;
+  if (lines.size() != 5 || lines[0] != kRunHeader || !pair(lines[2], a, b) || !pair(lines[3], c, d) ||
+      !pair(lines[4], e, f)) {
+    if (error) *error = "not an archived-run note";
+    return note_status::malformed;
+  }
+  out = archived_run_note();
+  out.origin.assign(lines[1]);
+  const auto prev = chain_hash_from_hex(c), last = chain_hash_from_hex(d);
+  try {
+    out.first = std::stoll(std::string(a));
+    out.last = std::stoll(std::string(b));
+  } catch (...) {
+    out.first = out.last = 0;
+  }
+  if (!prev || !last || out.first < 1 || out.last < out.first) {
+    if (error) *error = "not an archived-run note";
+    return note_status::malformed;
+  }
+  out.prev = *prev;
+  out.last_hash = *last;
+  out.partition.assign(e);
+  out.file_sha256.assign(f);
+  return s;
 }
 
 void add_checkpoints(chain_verifier& v, const verifier_key& key, const std::string& tenant,

@@ -41,6 +41,11 @@ class chain_verifier {
   // `what` names it in a reason ("checkpoint at sequence 2000").
   void expect(int64_t sequence, const chain_hash& root, std::string what);
 
+  // An archived run (retention): sequences first..last are no longer stored
+  // but were, chaining from `prev` to `last_hash` (a signed run note says so).
+  // Where a row is missing, the chain crosses a run starting there.
+  void archived(int64_t first, int64_t last, const chain_hash& prev, const chain_hash& last_hash);
+
   // The next stored row. False once the chain is broken (the first break is kept).
   bool add(int64_t sequence, const chain_hash& prev, const chain_hash& hash, std::string_view canonical_bytes);
 
@@ -55,11 +60,20 @@ class chain_verifier {
   const std::optional<chain_break>& broken() const { return broken_; }
   int64_t checked() const { return checked_; }
   int64_t checkpoints_met() const { return met_; }
+  int64_t archived_crossed() const { return crossed_; }
   int64_t next_sequence() const { return next_; }
   const chain_hash& head() const { return link_; }
 
  private:
   bool break_at(int64_t sequence, std::string reason);
+  // Crosses the archived run starting at next_, if any; false when none.
+  bool cross();
+  struct run {
+    int64_t last;
+    chain_hash prev, last_hash;
+  };
+  std::map<int64_t, run> runs_;
+  int64_t crossed_ = 0;
 
   bool stopped_ = false;  // a row broke the chain: the rows after it prove nothing
   int64_t next_;
@@ -78,6 +92,17 @@ struct stored_checkpoint {
   chain_hash head_hash{};
   std::string note;
 };
+
+// A run of a tenant's sequences that retention archived, as its signed note
+// says (integrity/note.h, sign_archived_run).
+struct archived_run_note {
+  std::string origin;  // "<key name>/<tenant>"
+  int64_t first = 0, last = 0;
+  chain_hash prev{}, last_hash{};
+  std::string partition, file_sha256;
+};
+std::string sign_archived_run(const archived_run_note& r, const signing_key& key);
+note_status open_archived_run(std::string_view note, const verifier_key& key, archived_run_note& out, std::string* error);
 
 struct checkpoint_summary {
   int64_t stored = 0;   // stored checkpoints in the range whose signature verified

@@ -27,8 +27,8 @@ ALLOWED = {
     # Components take their own options structs (app/options.cc fills them), never config/.
     "sinks": {"common/", "decode/"},
     # Migrations and the installation's statements use the bounded libpq session.
-    "store": {"common/", "decode/canonical.h", "sinks/pg_session.h", "sinks/db_result.h", "sinks/copy_encoding.h",
-              "sinks/event_reader.h"},
+    "store": {"common/", "decode/canonical.h", "integrity/", "sinks/pg_session.h", "sinks/db_result.h",
+              "sinks/copy_encoding.h", "sinks/event_reader.h"},
     # Actors see the broker and the database only through their seams.
     "actors": {"common/", "decode/", "sinks/sink.h", "ingest/source.h"},
     # The broker side settles what the database side committed.

@@ -423,3 +423,36 @@ TEST_CASE("two traild processes writing the same tenants at once extend each cha
   CHECK(one.stop() == 0);
   CHECK(two.stop() == 0);
 }
+
+TEST_CASE("break-glass: a change is refused unless the transaction declares why; then it is logged, recorded as an "
+          "audit event in the tenant's trail, and still named by verification",
+          "[integration][integrity][tamper]") {
+  const std::string dsn = copy_of_base("trail_it_break_glass");
+  {
+    PGconn* c = PQconnectdb(dsn.c_str());
+    PGresult* r = PQexec(c, "UPDATE audit.events SET description = 'x' WHERE tenant_id = 'acme' AND sequence = 3");
+    CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
+    CHECK_THAT(std::string(PQresultErrorMessage(r)), Catch::Contains("append-only") && Catch::Contains("break-glass"));
+    PQclear(r);
+    PQfinish(c);
+  }
+  db d(dsn);
+  d.query("BEGIN");
+  d.query("SET LOCAL trail.break_glass = 'INC-42: court order to redact a description'");
+  d.query("UPDATE audit.events SET description = 'redacted' WHERE tenant_id = 'acme' AND sequence = 3");
+  d.query("COMMIT");
+  CHECK(d.count("SELECT count(*) FROM audit.break_glass_log WHERE tenant_id = 'acme' AND sequence = 3 AND operation = 'UPDATE' "
+                "AND reason LIKE 'INC-42%'") == 1);
+  // A traild records it in acme's own trail.
+  auto t = verifier(dsn);
+  REQUIRE(wait_until([&] { return d.count("SELECT count(*) FROM audit.events WHERE tenant_id = 'acme' AND "
+                                          "action = 'trail.break_glass'") == 1; },
+                     20000));
+  CHECK(d.count("SELECT count(*) FROM audit.events WHERE action = 'trail.break_glass' AND severity = 'SEVERITY_CRITICAL' "
+                "AND metadata->>'reason' LIKE 'INC-42%' AND metadata->>'sequence' = '3'") == 1);
+  CHECK(d.count("SELECT count(*) FROM audit.break_glass_recorded") == 1);
+  // The change itself is not hidden.
+  const auto v = verify(t->http_port());
+  CHECK_FALSE(v.verified);
+  CHECK(v.reason == "sequence 3: stored hash differs from recomputed");
+}
