@@ -1,6 +1,8 @@
 #include "decode/canonical.h"
 
 #include <arpa/inet.h>
+#include <rapidjson/internal/dtoa.h>
+#include <rapidjson/internal/itoa.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
@@ -201,6 +203,40 @@ thread_local std::vector<canonical_handler::frame> canonical_handler::stack_;
 
 }  // namespace
 
+struct canonical_json_writer::impl {
+  explicit impl(std::string& out) : h(out) {}
+  canonical_handler h;
+};
+
+canonical_json_writer::canonical_json_writer(std::string& out) : impl_(new impl(out)) {}
+canonical_json_writer::~canonical_json_writer() { delete impl_; }
+bool canonical_json_writer::Null() { return impl_->h.Null(); }
+bool canonical_json_writer::Bool(bool b) { return impl_->h.Bool(b); }
+bool canonical_json_writer::Int(int i) { return Int64(i); }
+bool canonical_json_writer::Uint(unsigned u) { return Uint64(u); }
+bool canonical_json_writer::Int64(int64_t i) {
+  char buf[24];
+  const char* end = rapidjson::internal::i64toa(i, buf);
+  return impl_->h.RawNumber(buf, static_cast<rapidjson::SizeType>(end - buf), true);
+}
+bool canonical_json_writer::Uint64(uint64_t u) {
+  char buf[24];
+  const char* end = rapidjson::internal::u64toa(u, buf);
+  return impl_->h.RawNumber(buf, static_cast<rapidjson::SizeType>(end - buf), true);
+}
+bool canonical_json_writer::Double(double d) {
+  char buf[32];  // as rapidjson::Writer::WriteDouble prints it (shortest round-trip form)
+  const char* end = rapidjson::internal::dtoa(d, buf, 324);
+  return impl_->h.RawNumber(buf, static_cast<rapidjson::SizeType>(end - buf), true);
+}
+bool canonical_json_writer::RawNumber(const char* s, unsigned n, bool c) { return impl_->h.RawNumber(s, n, c); }
+bool canonical_json_writer::String(const char* s, unsigned n, bool c) { return impl_->h.String(s, n, c); }
+bool canonical_json_writer::StartObject() { return impl_->h.StartObject(); }
+bool canonical_json_writer::Key(const char* s, unsigned n, bool c) { return impl_->h.Key(s, n, c); }
+bool canonical_json_writer::EndObject(unsigned n) { return impl_->h.EndObject(n); }
+bool canonical_json_writer::StartArray() { return impl_->h.StartArray(); }
+bool canonical_json_writer::EndArray(unsigned n) { return impl_->h.EndArray(n); }
+
 namespace {
 
 bool canonicalize(std::string_view json, std::string& out, const std::vector<std::string_view>* drop,
@@ -305,7 +341,8 @@ std::string canonical_ip(std::string_view ip) {
   return text;
 }
 
-bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t recorded_at_us, std::string& out) {
+bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t recorded_at_us, std::string& out,
+                            std::pair<size_t, size_t>* extra_at) {
   using F = event_field;
   out += kCanonicalEventPrefix;
   out.push_back('{');
@@ -326,6 +363,7 @@ bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t reco
   auto json = [&](std::string_view k, F f) {
     key(k);
     if (!e.has(f)) out += "null";
+    else if (e.canonical_json) out.append(e.get(f));  // the decoder wrote it canonical
     else ok = append_canonical_json(e.get(f), out) && ok;
   };
   // Every column of audit.events, in the byte order of their names.
@@ -351,9 +389,12 @@ bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t reco
     thread_local std::string extra;
     extra.clear();
     render_extra(e, extra);
+    const size_t at = out.size();
     ok = append_canonical_json(extra, out) && ok;
+    if (extra_at) *extra_at = {at, out.size() - at};
   } else {
     out += "null";
+    if (extra_at) *extra_at = {0, 0};
   }
   key("ingest_mode");
   append_string(to_string(e.mode), out);
@@ -395,10 +436,10 @@ chain_hash chain_next(const chain_hash& prev, std::string_view canonical) {
 }
 
 bool chain_event(const chain_hash& prev, const audit_event& e, int64_t sequence, int64_t recorded_at_us,
-                 std::string& scratch, chain_hash& out) {
+                 std::string& scratch, chain_hash& out, std::pair<size_t, size_t>* extra_at) {
   // The previous link goes first in the same buffer: one SHA-256 call, no copy.
   scratch.assign(reinterpret_cast<const char*>(prev.data()), prev.size());
-  if (!append_canonical_event(e, sequence, recorded_at_us, scratch)) return false;
+  if (!append_canonical_event(e, sequence, recorded_at_us, scratch, extra_at)) return false;
   out = sha256(scratch);
   return true;
 }

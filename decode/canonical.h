@@ -14,6 +14,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,36 @@ bool append_canonical_json(std::string_view json, std::string& out);
 bool append_canonical_json_without(std::string_view json, const std::vector<std::string_view>& drop, std::string& out,
                                    std::vector<std::string>& removed);
 
+// A SAX handler (RapidJSON's interface: `value.Accept(writer)`) that writes
+// canonical JSON into `out`, as append_canonical_json would write the JSON
+// RapidJSON's Writer prints for the same events (numbers as the Writer
+// prints them, then as numeric_text). One at a time per thread.
+class canonical_json_writer {
+ public:
+  explicit canonical_json_writer(std::string& out);
+  ~canonical_json_writer();
+  canonical_json_writer(const canonical_json_writer&) = delete;
+  canonical_json_writer& operator=(const canonical_json_writer&) = delete;
+  bool Null();
+  bool Bool(bool b);
+  bool Int(int i);
+  bool Uint(unsigned u);
+  bool Int64(int64_t i);
+  bool Uint64(uint64_t u);
+  bool Double(double d);
+  bool RawNumber(const char* s, unsigned n, bool copy = false);
+  bool String(const char* s, unsigned n, bool copy = false);
+  bool StartObject();
+  bool Key(const char* s, unsigned n, bool copy = false);
+  bool EndObject(unsigned members);
+  bool StartArray();
+  bool EndArray(unsigned elements);
+
+ private:
+  struct impl;
+  impl* impl_;
+};
+
 // A JSON number as PostgreSQL's numeric type prints it: no exponent, no sign
 // on zero, no leading zeros, the fraction digits the input had less the
 // exponent ("1e3" → "1000", "1.50" → "1.50", "15e-1" → "1.5", "-0.0" →
@@ -53,7 +84,11 @@ std::string canonical_ip(std::string_view ip);
 // canonical JSON object holding every column of its audit.events row (absent
 // optional columns as null; JSON columns as canonical JSON values; times as
 // RFC 3339 UTC with six fraction digits). False when a JSON column is not JSON.
-bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t recorded_at_us, std::string& out);
+// `extra_at`, when given, receives where in `out` the canonical value of the
+// `extra` column was written (offset and length; length 0 when it is null),
+// so that a writer can store that text rather than render it again.
+bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t recorded_at_us, std::string& out,
+                            std::pair<size_t, size_t>* extra_at = nullptr);
 
 // ---- the hash chain (docs/INTEGRITY.md, "The chain") ----
 
@@ -68,7 +103,7 @@ chain_hash chain_next(const chain_hash& prev, std::string_view canonical);
 // The event's link, computed in `scratch` (reused between calls). False when
 // append_canonical_event fails.
 bool chain_event(const chain_hash& prev, const audit_event& e, int64_t sequence, int64_t recorded_at_us,
-                 std::string& scratch, chain_hash& out);
+                 std::string& scratch, chain_hash& out, std::pair<size_t, size_t>* extra_at = nullptr);
 
 // 64 lower-case hex digits, and back (nullopt unless exactly 64 hex digits).
 std::string to_hex(const chain_hash& h);

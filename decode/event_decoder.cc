@@ -1,5 +1,7 @@
 #include "decode/event_decoder.h"
 
+#include "decode/canonical.h"
+
 #include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <rapidjson/error/en.h>
@@ -514,14 +516,8 @@ std::optional<rejection> build_event(const ce_envelope& env, const Value& data, 
   out.set_optional(F::actor_session_id, actor_session);
   out.set(F::resource_type, resource.type);
   out.set(F::resource_id, resource.id);
-  // JSON values are rendered compact, straight into the event.
+  // JSON members are rendered compact, straight into the event.
   thread_local rapidjson::StringBuffer sb;
-  auto json_field = [&](F f, auto&& write) {
-    sb.Clear();
-    json_out w(sb);
-    write(w);
-    out.set(f, text_of(sb));
-  };
   auto members_field = [&](F f, auto&& write) {  // an object's members, without its braces
     sb.Clear();
     json_out w(sb);
@@ -530,26 +526,37 @@ std::optional<rejection> build_event(const ce_envelope& env, const Value& data, 
     w.EndObject();
     out.set(f, text_of(sb).substr(1, sb.GetSize() - 2));
   };
-  if (related_v) json_field(F::related_resources, [&](json_out& w) { related_v->Accept(w); });
+  // The JSON columns are written in canonical form (decode/canonical.h)
+  // straight away: the writers' hash covers them so, and copies them then.
+  thread_local std::string canon;
+  auto canonical_field = [&](F f, auto&& write) {
+    canon.clear();
+    {
+      canonical_json_writer w(canon);
+      write(w);
+    }
+    out.set(f, canon);
+  };
+  if (related_v) canonical_field(F::related_resources, [&](canonical_json_writer& w) { related_v->Accept(w); });
   if (changes_v)
-    json_field(F::changes, [&](json_out& w) {
+    canonical_field(F::changes, [&](canonical_json_writer& w) {
       w.StartObject();
       for (auto m = changes_v->MemberBegin(); m != changes_v->MemberEnd(); ++m) {
         w.Key(m->name.GetString(), m->name.GetStringLength());
         m->value.Accept(w);
       }
       if (add_changed_fields) {
-        w.Key("changed_fields");
+        w.Key("changed_fields", 14);
         w.StartArray();
-        for (const auto& c : computed_fields) write_string(w, c);
-        w.EndArray();
+        for (const auto& c : computed_fields) w.String(c.data(), static_cast<unsigned>(c.size()));
+        w.EndArray(0);
       }
-      w.EndObject();
+      w.EndObject(0);
     });
   out.set_optional(F::outcome_status, outcome_status);
   out.set_optional(F::outcome_error_code, outcome_code);
   out.set_optional(F::description, description);
-  if (metadata_v) json_field(F::metadata, [&](json_out& w) { metadata_v->Accept(w); });
+  if (metadata_v) canonical_field(F::metadata, [&](canonical_json_writer& w) { metadata_v->Accept(w); });
   out.set_optional(F::correlation_id, correlation_id);
   out.set_optional(F::request_id, request_id);
   out.set(F::source_service, *source_service);
@@ -580,6 +587,7 @@ std::optional<rejection> build_event(const ce_envelope& env, const Value& data, 
         m->value.Accept(w);
       }
     });
+  out.canonical_json = true;  // after the last set() of a JSON column
   return std::nullopt;
 }
 

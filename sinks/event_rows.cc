@@ -32,7 +32,7 @@ std::string digest_hex(const identity_digest_t& d) {
 }
 
 void render_rows(const audit_event& e, int64_t sequence, const chain_hash& prev, const chain_hash& hash,
-                 std::string& events_copy, std::string& ids_copy) {
+                 std::string& events_copy, std::string& ids_copy, std::string_view extra_json) {
   using F = event_field;
   copy_text::row_builder row(events_copy);
   auto text = [&](F f) { row.text(e.get(f)); };
@@ -66,7 +66,9 @@ void render_rows(const audit_event& e, int64_t sequence, const chain_hash& prev,
   optional(F::request_id);
   text(F::source_service);
   optional(F::trace_id);
-  if (has_extra(e)) {
+  if (has_extra(e) && !extra_json.empty()) {
+    row.text(extra_json);
+  } else if (has_extra(e)) {
     thread_local std::string extra;
     extra.clear();
     render_extra(e, extra);

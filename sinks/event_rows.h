@@ -37,7 +37,9 @@ std::string digest_hex(const identity_digest_t& d);
 // Appends the event's row to `events_copy` (kEventsCopy's columns, with its
 // chain links `prev` and `hash`) and its identity row to `ids_copy`
 // (kEventIdsCopy's columns).
+// `extra_json`: the `extra` column's JSON when the caller has it already (the
+// canonical text hashing wrote); rendered here when empty.
 void render_rows(const audit_event& e, int64_t sequence, const chain_hash& prev, const chain_hash& hash,
-                 std::string& events_copy, std::string& ids_copy);
+                 std::string& events_copy, std::string& ids_copy, std::string_view extra_json = {});
 
 }  // namespace trail

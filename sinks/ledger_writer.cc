@@ -59,24 +59,33 @@ void write_plan::apply_stored(const std::vector<stored_identity>& found) {
     if (same_as[i] >= 0) collided[i] = collided[static_cast<size_t>(same_as[i])];
 }
 
-long write_plan::assign(const std::vector<audit_record>& records, tenant_heads& heads, int64_t now_us) {
+long write_plan::assign(const std::vector<audit_record>& records, tenant_heads& heads, int64_t now_us,
+                        std::string* events_copy, std::string* ids_copy) {
   rows = 0;
   thread_local std::string scratch;
   const tenant_heads before = heads;
+  if (events_copy) events_copy->clear();
+  if (ids_copy) ids_copy->clear();
   for (size_t i = 0; i < records.size(); ++i) {
     seq[i] = 0;
     if (same_as[i] >= 0 || stored_seq[i] > 0 || collided[i]) continue;
     tenant_head& head = heads[std::string(records[i].tenant_id())];
     seq[i] = ++head.sequence;
     prev_hash[i] = head.hash;
-    if (!chain_event(head.hash, records[i].event, seq[i], now_us, scratch, hash[i])) {
+    std::pair<size_t, size_t> extra_at{0, 0};
+    if (!chain_event(head.hash, records[i].event, seq[i], now_us, scratch, hash[i], &extra_at)) {
       heads = before;
       std::fill(seq.begin(), seq.end(), 0);
       rows = 0;
+      if (events_copy) events_copy->clear();
+      if (ids_copy) ids_copy->clear();
       return static_cast<long>(i);
     }
     head.hash = hash[i];
     ++rows;
+    if (events_copy && ids_copy)
+      render_rows(records[i].event, seq[i], prev_hash[i], hash[i], *events_copy, *ids_copy,
+                  std::string_view(scratch).substr(extra_at.first, extra_at.second));
   }
   return -1;
 }
@@ -127,13 +136,6 @@ void write_plan::settle(std::vector<audit_record>& records, int64_t now_us, bool
   }
 }
 
-void render_inserts(const std::vector<audit_record>& records, const write_plan& plan, std::string& events_copy,
-                    std::string& ids_copy) {
-  events_copy.clear();
-  ids_copy.clear();
-  for (size_t i = 0; i < records.size(); ++i)
-    if (plan.inserts(i)) render_rows(records[i].event, plan.seq[i], plan.prev_hash[i], plan.hash[i], events_copy, ids_copy);
-}
 
 // ---- the writer ----
 
@@ -178,7 +180,7 @@ db_result ledger_writer::try_write(std::vector<audit_record>& records, bool dedu
     if (auto r = session_.find_stored(plan.lookup_keys(records), found); !r.ok()) return r;
     plan.apply_stored(found);
   }
-  if (const long bad = plan.assign(records, heads, now_us); bad >= 0) {
+  if (const long bad = plan.assign(records, heads, now_us, &events_buf_, &ids_buf_); bad >= 0) {
     // The decoder admits only valid JSON, so this is a defect, never data to
     // store unhashed: the event is refused alone (bisecting) with the reason.
     db_result r;
@@ -188,7 +190,6 @@ db_result ledger_writer::try_write(std::vector<audit_record>& records, bool dedu
                 " cannot be computed: a JSON column is not valid JSON";
     return r;
   }
-  render_inserts(records, plan, events_buf_, ids_buf_);
   if (plan.rows > 0) {
     if (auto r = session_.insert(ids_buf_, events_buf_); !r.ok()) {
       if (r.constraint == "event_ids_sequence") {  // a sequence is taken: the head is behind the table

@@ -103,7 +103,10 @@ struct write_plan {
   // in sequence order within a tenant), advancing `heads`; `now_us` is the
   // transaction's time, the rows' recorded_at. Returns the index of a record
   // whose canonical bytes cannot be computed (nothing assigned then), or -1.
-  long assign(const std::vector<audit_record>& records, tenant_heads& heads, int64_t now_us);
+  // With `events_copy` and `ids_copy`, also renders the COPY rows of what it
+  // inserts as it goes (the `extra` column from the text hashing wrote).
+  long assign(const std::vector<audit_record>& records, tenant_heads& heads, int64_t now_us,
+              std::string* events_copy = nullptr, std::string* ids_copy = nullptr);
   bool inserts(size_t i) const { return seq[i] > 0; }
   outbox_ranges ranges(const std::vector<audit_record>& records) const;
   // After COMMIT: each record's sequence, recorded time, duplicate flag and
@@ -112,10 +115,6 @@ struct write_plan {
   // `outbox_id` goes to the records inserted now.
   void settle(std::vector<audit_record>& records, int64_t now_us, bool uncertain, int64_t outbox_id = 0) const;
 };
-
-// Renders what a plan inserts (sinks/event_rows.h).
-void render_inserts(const std::vector<audit_record>& records, const write_plan& plan, std::string& events_copy,
-                    std::string& ids_copy);
 
 // The ledger's own invariant failed (a head row missing for a tenant with
 // events, or a sequence already taken): never written around, waited out

@@ -111,8 +111,10 @@ int main(int argc, char** argv) {
       // As write_plan::assign does: hash = SHA-256(previous link || canonical bytes).
       auto& head = chain_heads[std::string(r.tenant_id())];
       trail::chain_hash link;
-      trail::chain_event(head, r.event, r.sequence, 1795478400000000, scratch, link);
-      trail::render_rows(r.event, r.sequence, head, link, events_copy, ids_copy);
+      std::pair<size_t, size_t> extra_at;
+      trail::chain_event(head, r.event, r.sequence, 1795478400000000, scratch, link, &extra_at);
+      trail::render_rows(r.event, r.sequence, head, link, events_copy, ids_copy,
+                         std::string_view(scratch).substr(extra_at.first, extra_at.second));
       head = link;
       rendered += scratch.size();
     }

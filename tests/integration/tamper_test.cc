@@ -424,7 +424,7 @@ TEST_CASE("two traild processes writing the same tenants at once extend each cha
   CHECK(two.stop() == 0);
 }
 
-TEST_CASE("break-glass: a change is refused unless the transaction declares why; then it is logged, recorded as an "
+TEST_CASE("break-glass: a change is refused unless the transaction declares why, then it is logged, recorded as an "
           "audit event in the tenant's trail, and still named by verification",
           "[integration][integrity][tamper]") {
   const std::string dsn = copy_of_base("trail_it_break_glass");
