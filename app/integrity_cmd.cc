@@ -90,18 +90,9 @@ int verify_archive_command(const std::string& archive_path, const std::string& p
 
 int verify_command(const std::string& export_path, const std::string& checkpoints_path,
                    const std::string& public_key_path) {
-  // The verifier key: its text, or the JSON of GET /v1/integrity/public-key.
+  const auto key = load_verifier(public_key_path);
+  if (!key) return 2;
   std::string text, error;
-  if (!read_all(public_key_path, text)) return fail("verify: cannot read " + public_key_path);
-  if (text.find('{') != std::string::npos) {
-    rapidjson::Document d;
-    d.Parse(text.c_str());
-    if (d.HasParseError() || !d.IsObject() || !d.HasMember("key") || !d["key"].IsString())
-      return fail("verify: " + public_key_path + " is neither a verifier key nor {\"key\": …}");
-    text = d["key"].GetString();
-  }
-  const auto key = integrity::parse_verifier_key(text, &error);
-  if (!key) return fail("verify: " + public_key_path + ": " + error);
 
   // The checkpoints: the JSON of GET …/checkpoints, or NDJSON lines with "note".
   // A checkpoint's "sequence" and "head_hash", when given, are the stored

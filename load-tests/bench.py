@@ -547,14 +547,16 @@ def write_report(r, out_dir):
       " for a quick look. Raw results: `build/bench-work/results/<stamp>/` (`trail.json`, the shared harness's"
       " `results.jsonl`, loadgen JSON and CSV per run, traild logs). What the figures mean for the next"
       " optimisation is in [docs/PERFORMANCE.md](docs/PERFORMANCE.md).")
-    # The query API's section belongs to load-tests/query-bench.sh: carried over as it is.
+    # The sections of load-tests/query-bench.sh and drain-bench.sh belong to
+    # them: carried over as they are.
     path = os.path.join(ROOT, "BENCHMARKS.md")
     kept = ""
     if os.path.exists(path):
         old = open(path).read()
-        begin, end = old.find(QUERY_BEGIN), old.find(QUERY_END)
-        if begin >= 0 and end > begin:
-            kept = "\n" + old[begin:end + len(QUERY_END)] + "\n"
+        for begin_mark, end_mark in ((QUERY_BEGIN, QUERY_END), (DRAIN_BEGIN, DRAIN_END)):
+            begin, end = old.find(begin_mark), old.find(end_mark)
+            if begin >= 0 and end > begin:
+                kept += "\n" + old[begin:end + len(end_mark)] + "\n"
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n" + kept)
     say("wrote BENCHMARKS.md; raw results in " + out_dir)
@@ -562,6 +564,8 @@ def write_report(r, out_dir):
 
 QUERY_BEGIN = "<!-- query-bench: begin -->"
 QUERY_END = "<!-- query-bench: end -->"
+DRAIN_BEGIN = "<!-- drain-bench: begin -->"
+DRAIN_END = "<!-- drain-bench: end -->"
 
 
 if __name__ == "__main__":
