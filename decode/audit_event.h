@@ -76,10 +76,11 @@ class audit_event {
 
   int64_t occurred_at_us = 0;
   ingest_mode mode = ingest_mode::structured;
-  // related_resources, changes and metadata hold canonical JSON
-  // (decode/canonical.h) already: the decoder writes them so, and the
-  // writers' hashing then copies them instead of parsing them again. Setting
-  // one of them clears it.
+  // related_resources, changes and metadata hold canonical JSON, and
+  // extensions and unknown canonical members (decode/canonical.h), already:
+  // the decoder writes them so, and the writers' hashing then copies them
+  // (and composes `extra` of them) instead of parsing them again. Setting one
+  // of them clears it.
   bool canonical_json = false;
 
   // Bytes the event's texts take (its share of a transaction's size).
@@ -88,7 +89,8 @@ class audit_event {
   // ---- building (the decoder) ----
   void reserve(size_t bytes) { arena_.reserve(bytes); }
   void set(event_field f, std::string_view v) {
-    if (f == event_field::related_resources || f == event_field::changes || f == event_field::metadata)
+    if (f == event_field::related_resources || f == event_field::changes || f == event_field::metadata ||
+        f == event_field::extensions || f == event_field::unknown)
       canonical_json = false;
     auto& s = spans_[idx(f)];
     s.offset = static_cast<uint32_t>(arena_.size());

@@ -385,7 +385,30 @@ bool append_canonical_event(const audit_event& e, int64_t sequence, int64_t reco
   text("correlation_id", F::correlation_id);
   text("description", F::description);
   key("extra");
-  if (has_extra(e)) {
+  if (has_extra(e) && e.canonical_json) {
+    // Its parts are canonical already: composed in key order, not parsed.
+    const size_t at = out.size();
+    out.push_back('{');
+    bool any = false;
+    if (e.has(F::ce_dataschema)) {
+      out += "\"dataschema\":";
+      append_string(e.get(F::ce_dataschema), out);
+      any = true;
+    }
+    if (e.has(F::extensions)) {
+      out += any ? ",\"extensions\":{" : "\"extensions\":{";
+      out.append(e.get(F::extensions));
+      out.push_back('}');
+      any = true;
+    }
+    if (e.has(F::unknown)) {
+      out += any ? ",\"unknown\":{" : "\"unknown\":{";
+      out.append(e.get(F::unknown));
+      out.push_back('}');
+    }
+    out.push_back('}');
+    if (extra_at) *extra_at = {at, out.size() - at};
+  } else if (has_extra(e)) {
     thread_local std::string extra;
     extra.clear();
     render_extra(e, extra);

@@ -13,7 +13,6 @@
 #include "common/time.h"
 #include "common/uuid.h"
 #include "decode/event_json.h"
-#include "decode/json_out.h"
 
 namespace trail {
 namespace {
@@ -516,15 +515,18 @@ std::optional<rejection> build_event(const ce_envelope& env, const Value& data, 
   out.set_optional(F::actor_session_id, actor_session);
   out.set(F::resource_type, resource.type);
   out.set(F::resource_id, resource.id);
-  // JSON members are rendered compact, straight into the event.
-  thread_local rapidjson::StringBuffer sb;
-  auto members_field = [&](F f, auto&& write) {  // an object's members, without its braces
-    sb.Clear();
-    json_out w(sb);
-    w.StartObject();
-    write(w);
-    w.EndObject();
-    out.set(f, text_of(sb).substr(1, sb.GetSize() - 2));
+  // An object's members, canonical (sorted, canonical values), without its
+  // braces: the `extra` column composed of them is then canonical as it is.
+  thread_local std::string members;
+  auto members_field = [&](F f, auto&& write) {
+    members.clear();
+    {
+      canonical_json_writer w(members);
+      w.StartObject();
+      write(w);
+      w.EndObject(0);
+    }
+    out.set(f, std::string_view(members).substr(1, members.size() - 2));
   };
   // The JSON columns are written in canonical form (decode/canonical.h)
   // straight away: the writers' hash covers them so, and copies them then.
@@ -562,28 +564,29 @@ std::optional<rejection> build_event(const ce_envelope& env, const Value& data, 
   out.set(F::source_service, *source_service);
   out.set_optional(F::trace_id, trace_id);
   if (!env.extensions.empty()) {
-    auto write_extensions = [&](json_out& w, bool committed) {
+    auto write_extensions = [&](canonical_json_writer& w, bool committed) {
       for (const auto& e : env.extensions) {
         if (committed && is_trail_set_extension(e.name)) continue;
-        write_key(w, e.name);
-        if (e.type == ce_extension::kind::string) write_string(w, e.text);
+        w.Key(e.name.data(), static_cast<unsigned>(e.name.size()));
+        if (e.type == ce_extension::kind::string) w.String(e.text.data(), static_cast<unsigned>(e.text.size()));
         else if (e.type == ce_extension::kind::boolean) w.Bool(e.text == "true");
-        else w.RawValue(e.text.data(), e.text.size(), rapidjson::kNumberType);
+        else w.RawNumber(e.text.data(), static_cast<unsigned>(e.text.size()));
       }
     };
-    members_field(F::extensions, [&](json_out& w) { write_extensions(w, false); });
+    members_field(F::extensions, [&](canonical_json_writer& w) { write_extensions(w, false); });
     const bool any_committed = std::any_of(env.extensions.begin(), env.extensions.end(),
                                            [](const ce_extension& e) { return !is_trail_set_extension(e.name); });
-    if (any_committed) members_field(F::committed_extensions, [&](json_out& w) { write_extensions(w, true); });
+    if (any_committed)
+      members_field(F::committed_extensions, [&](canonical_json_writer& w) { write_extensions(w, true); });
   }
   bool any_unknown = false;
   for (auto m = data.MemberBegin(); m != data.MemberEnd() && !any_unknown; ++m)
     any_unknown = !is_known_payload_field(sv(m->name));
   if (any_unknown)
-    members_field(F::unknown, [&](json_out& w) {
+    members_field(F::unknown, [&](canonical_json_writer& w) {
       for (auto m = data.MemberBegin(); m != data.MemberEnd(); ++m) {
         if (is_known_payload_field(sv(m->name))) continue;
-        write_key(w, sv(m->name));
+        w.Key(m->name.GetString(), m->name.GetStringLength());
         m->value.Accept(w);
       }
     });
