@@ -3,13 +3,16 @@
 # whatever is already installed (so a second `make` costs ~0.1 s here).
 set -euo pipefail
 
-PKGS=(
-  build-essential cmake pkg-config
-  libcaf-dev libnats-dev libpq-dev libconcurrentqueue-dev rapidjson-dev
-  prometheus-cpp-dev catch2 libcpp-httplib-dev libtomlplusplus-dev libcli11-dev libssl-dev libjemalloc-dev libjwt-dev
-  libsodium-dev libzstd-dev
-  nats-server postgresql-15 prometheus curl python3 python3-jsonschema procps
-)
+# The list lives in scripts/packages.txt (the Dockerfile reads it too);
+# `make` needs every role. ROLES="build run" narrows it.
+ROLES=${ROLES:-build run test}
+PKGS=()
+while read -r pkg roles; do
+  case "$pkg" in '' | '#'*) continue ;; esac
+  for r in $roles; do
+    case " $ROLES " in *" $r "*) PKGS+=("$pkg"); break ;; esac
+  done
+done <"$(dirname "$0")/packages.txt"
 
 missing=()
 for p in "${PKGS[@]}"; do
