@@ -28,7 +28,7 @@ jsCtx* event_publisher::context(std::string* error) {
   last_attempt_ = now;
   natsOptions* o = nullptr;
   natsOptions_Create(&o);
-  natsOptions_SetURL(o, opt_.url.c_str());
+  set_servers(o, opt_.url);
   natsOptions_SetName(o, "traild-api");
   natsOptions_SetTimeout(o, opt_.timeout_ms);
   natsOptions_SetMaxReconnect(o, -1);

@@ -127,6 +127,22 @@ const char* nats_error_text(natsStatus s, jsErrCode jerr) {
   return text.c_str();
 }
 
+natsStatus set_servers(natsOptions* o, const std::string& urls) {
+  std::vector<std::string> list;
+  for (size_t at = 0; at <= urls.size();) {
+    const size_t comma = std::min(urls.find(',', at), urls.size());
+    std::string one = urls.substr(at, comma - at);
+    one.erase(0, one.find_first_not_of(" \t"));
+    one.erase(one.find_last_not_of(" \t") + 1);
+    if (!one.empty()) list.push_back(std::move(one));
+    at = comma + 1;
+  }
+  if (list.size() <= 1) return natsOptions_SetURL(o, list.empty() ? urls.c_str() : list[0].c_str());
+  std::vector<const char*> ptrs;
+  for (const auto& u : list) ptrs.push_back(u.c_str());
+  return natsOptions_SetServers(o, ptrs.data(), static_cast<int>(ptrs.size()));
+}
+
 stored_ack publish_and_wait(jsCtx* js, const std::string& subject, std::string_view body, const header_list& headers,
                             const char* msg_id, int64_t max_wait_ms) {
   stored_ack out;
@@ -162,7 +178,7 @@ jetstream_source::~jetstream_source() {
 bool jetstream_source::connect(const std::atomic<bool>& abort) {
   natsOptions* opts = nullptr;
   natsOptions_Create(&opts);
-  natsOptions_SetURL(opts, opt_.url.c_str());
+  set_servers(opts, opt_.url);
   natsOptions_SetName(opts, "traild");
   natsOptions_SetMaxReconnect(opts, -1);  // forever: a broker outage is waited out
   natsOptions_SetReconnectWait(opts, 250);

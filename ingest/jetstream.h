@@ -174,6 +174,10 @@ class jetstream_source final : public message_settlement {
 
 const char* nats_error_text(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0));
 
+// Sets the servers of `o` from nats.url: one URL or a comma-separated list
+// (natsOptions_SetURL takes only one; a cluster's nodes are given as a list).
+natsStatus set_servers(natsOptions* o, const std::string& urls);
+
 // A JetStream publish that waits for its PubAck, for the few that must know
 // the broker stored them before going on: a dead letter, a republish from the
 // outbox, a synchronous write from the API. `msg_id` (Nats-Msg-Id) may be

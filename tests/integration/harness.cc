@@ -89,10 +89,20 @@ std::string db::scalar(const std::string& sql) {
 
 // ---- broker ----
 
-broker::broker() {
+broker::broker() : broker(stack().nats_url) {}
+
+broker::broker(const std::string& urls) {
   natsOptions* o = nullptr;
   natsOptions_Create(&o);
-  natsOptions_SetURL(o, stack().nats_url.c_str());
+  std::vector<std::string> servers;
+  for (size_t at = 0; at <= urls.size();) {
+    const size_t comma = std::min(urls.find(',', at), urls.size());
+    servers.push_back(urls.substr(at, comma - at));
+    at = comma + 1;
+  }
+  std::vector<const char*> list;
+  for (const auto& u : servers) list.push_back(u.c_str());
+  natsOptions_SetServers(o, list.data(), static_cast<int>(list.size()));
   natsOptions_SetMaxReconnect(o, -1);
   natsOptions_SetReconnectWait(o, 100);
   natsOptions_SetReconnectBufSize(o, 64 * 1024 * 1024);
@@ -110,7 +120,7 @@ broker::~broker() {
   natsConnection_Destroy(nc_);
 }
 
-void broker::reset_streams() {
+void broker::reset_streams(int replicas) {
   for (const char* s : {"AUDIT", "AUDIT_DLQ", "AUDIT_COMMITTED", "AUDIT_CHECKPOINTS"}) js_DeleteStream(js_, s, nullptr, nullptr);
   // The test publishes before traild starts: the stream must exist already.
   const char* subjects[] = {"audit.events", "audit.events.>"};
@@ -121,7 +131,10 @@ void broker::reset_streams() {
   sc.SubjectsLen = 2;
   sc.Storage = js_FileStorage;
   sc.Duplicates = 120LL * 1000000000LL;
-  REQUIRE(js_AddStream(nullptr, js_, &sc, nullptr, nullptr) == NATS_OK);
+  sc.Replicas = replicas;
+  // A cluster just formed may not have every peer yet: retried for a while.
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  REQUIRE(wait_until([&] { return js_AddStream(nullptr, js_, &sc, nullptr, &jerr) == NATS_OK; }, 30000));
 }
 
 void broker::publish(const std::string& subject, const std::string& body,
@@ -415,6 +428,93 @@ std::string chain_problem(const std::string& dsn) {
   }
   PQfinish(c);
   return problem;
+}
+
+nats_cluster::nats_cluster() : dir_(stack().stack_dir + "/cluster") {
+  REQUIRE(std::system(("rm -rf '" + dir_ + "' && mkdir -p '" + dir_ + "'").c_str()) == 0);
+  for (int i = 0; i < 3; ++i) {
+    client_port_[i] = free_port();
+    cluster_port_[i] = free_port();
+  }
+  for (int i = 0; i < 3; ++i) {
+    std::ofstream conf(dir_ + "/n" + std::to_string(i) + ".conf");
+    conf << "server_name: n" << i << "\nlisten: 127.0.0.1:" << client_port_[i] << "\n"
+         << "jetstream { store_dir: \"" << dir_ << "/n" << i << "\", max_mem: 256M, max_file: 8G }\n"
+         << "cluster {\n  name: trail-it\n  listen: 127.0.0.1:" << cluster_port_[i] << "\n  routes: [";
+    const char* sep = "";
+    for (int j = 0; j < 3; ++j)
+      if (j != i) {
+        conf << sep << " nats-route://127.0.0.1:" << cluster_port_[j];
+        sep = ",";
+      }
+    conf << " ]\n}\n";
+  }
+  for (int i = 0; i < 3; ++i) start(i);
+}
+
+nats_cluster::~nats_cluster() {
+  for (int i = 0; i < 3; ++i)
+    if (pid_[i] > 0) {
+      ::kill(pid_[i], SIGKILL);
+      waitpid(pid_[i], nullptr, 0);
+    }
+}
+
+void nats_cluster::start(int node) {
+  const std::string conf = dir_ + "/n" + std::to_string(node) + ".conf";
+  const std::string log = dir_ + "/n" + std::to_string(node) + ".log";
+  std::string bin = "/usr/sbin/nats-server";
+  std::string c = "-c";
+  char* argv[] = {bin.data(), c.data(), const_cast<char*>(conf.c_str()), nullptr};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  REQUIRE(posix_spawn(&pid_[node], bin.c_str(), &fa, nullptr, argv, environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+  const int port = client_port_[node];
+  REQUIRE(wait_until(
+      [port] {
+        const int fd = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(port));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        const bool up = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        close(fd);
+        return up;
+      },
+      15000));
+}
+
+void nats_cluster::stop(int node) {
+  if (pid_[node] <= 0) return;
+  ::kill(pid_[node], SIGTERM);
+  waitpid(pid_[node], nullptr, 0);
+  pid_[node] = -1;
+}
+
+std::string nats_cluster::urls() const {
+  std::string out;
+  for (int i = 0; i < 3; ++i) out += (i ? ",nats://127.0.0.1:" : "nats://127.0.0.1:") + std::to_string(client_port_[i]);
+  return out;
+}
+
+bool nats_cluster::wait_ready(int timeout_ms) {
+  return wait_until(
+      [this] {
+        natsConnection* nc = nullptr;
+        if (natsConnection_ConnectTo(&nc, urls().c_str()) != NATS_OK) return false;
+        jsCtx* js = nullptr;
+        jsAccountInfo* ai = nullptr;
+        bool ok = natsConnection_JetStream(&js, nc, nullptr) == NATS_OK &&
+                  js_GetAccountInfo(&ai, js, nullptr, nullptr) == NATS_OK;
+        if (ai) jsAccountInfo_Destroy(ai);
+        if (js) jsCtx_Destroy(js);
+        natsConnection_Destroy(nc);
+        return ok;
+      },
+      timeout_ms);
 }
 
 }  // namespace trail::test

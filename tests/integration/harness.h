@@ -44,11 +44,14 @@ class db {
 class broker {
  public:
   broker();
+  // Connected to `urls` (comma-separated) rather than the stack's server.
+  explicit broker(const std::string& urls);
   ~broker();
   natsConnection* nc() const { return nc_; }
   jsCtx* js() const { return js_; }
-  // Deletes Trail's streams so a test starts from nothing.
-  void reset_streams();
+  // Deletes Trail's streams so a test starts from nothing; AUDIT is created
+  // again with `replicas` (a clustered JetStream takes 3).
+  void reset_streams(int replicas = 1);
   // Asynchronous publish; `headers` may be empty. Fails the test on error.
   void publish(const std::string& subject, const std::string& body,
                const std::vector<std::pair<std::string, std::string>>& headers = {});
@@ -68,6 +71,24 @@ class broker {
  private:
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
+};
+
+// A 3-node nats-server cluster with JetStream, on free loopback ports, its
+// state under the stack directory; nodes can be stopped and started again.
+class nats_cluster {
+ public:
+  nats_cluster();
+  ~nats_cluster();
+  void start(int node);      // 0..2; waits until it accepts clients
+  void stop(int node);       // SIGTERM, waits for the exit
+  std::string urls() const;  // every node's client URL, comma-separated
+  // Waits until JetStream has a meta leader and answers account requests.
+  bool wait_ready(int timeout_ms);
+
+ private:
+  int client_port_[3], cluster_port_[3];
+  pid_t pid_[3] = {-1, -1, -1};
+  std::string dir_;
 };
 
 // `dsn` (a postgresql://postgres@… URL of the test stack) as another role.
