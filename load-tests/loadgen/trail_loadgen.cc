@@ -15,6 +15,7 @@
 // asked not to wait), 1 otherwise, 2 on bad usage or connection failure.
 
 #include "common/time.h"
+#include "ingest/jetstream.h"
 #include "load-tests/loadgen/generator.h"
 #include "load-tests/loadgen/latency_histogram.h"
 
@@ -235,7 +236,7 @@ int main(int argc, char** argv) {
   // Two connections: subscribers are not queued behind the publisher's traffic.
   natsOptions* opts = nullptr;
   natsOptions_Create(&opts);
-  natsOptions_SetURL(opts, url.c_str());
+  trail::set_servers(opts, url);  // one URL or a comma-separated list
   natsOptions_SetMaxReconnect(opts, -1);
   natsOptions_SetReconnectWait(opts, 250);
   natsOptions_SetReconnectBufSize(opts, 64 * 1024 * 1024);
