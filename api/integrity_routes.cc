@@ -111,11 +111,7 @@ void query_routes::install_integrity(httplib::Server& server) {
       return unavailable(res, ctx, error);
     const bool more = rows.size() > static_cast<size_t>(limit);
     if (more) rows.pop_back();
-    if (!record_access(ctx, tenant, req.path, query_of(req), "audit.integrity.checkpoints",
-                       static_cast<int64_t>(rows.size()), false)) {
-      send_error(res, 503, "meta_audit_unavailable", "this read cannot be recorded in the tenant's trail right now; retry later");
-      return;
-    }
+    if (!recorded(req, res, ctx, tenant, "audit.integrity.checkpoints", static_cast<int64_t>(rows.size()))) return;
     rapidjson::StringBuffer sb;
     json_writer w(sb);
     w.StartObject();
@@ -169,14 +165,15 @@ void query_routes::install_integrity(httplib::Server& server) {
     // until one beyond the range.
     std::vector<std::string> broker_notes;
     if (against_broker) {
-      bool read_to_end = true;
+      int64_t last_broker = 0;
       const bool ok = integrity_.read_broker(
           integrity_.checkpoint_stream, integrity_.checkpoint_prefix + "." + tenant, 0,
           [&](std::string_view note) {
             integrity::checkpoint c;
             std::string why;
             integrity::open_checkpoint(note, *integrity_.key, c, &why);
-            if (!open_ended && c.size > to) return read_to_end = false;
+            if (!open_ended && c.size > to) return false;  // in sequence order: the rest is beyond too
+            last_broker = std::max(last_broker, c.size);
             broker_notes.emplace_back(note);
             return true;
           },
@@ -186,14 +183,7 @@ void query_routes::install_integrity(httplib::Server& server) {
         send_error(res, 503, "broker_unavailable", "the broker's checkpoint copies cannot be read right now; retry later");
         return;
       }
-      if (open_ended)
-        for (const auto& n : broker_notes) {
-          integrity::checkpoint c;
-          std::string why;
-          integrity::open_checkpoint(n, *integrity_.key, c, &why);
-          to = std::max(to, c.size);
-        }
-      (void)read_to_end;
+      if (open_ended) to = std::max(to, last_broker);
     }
     // The stored checkpoints of the range (and the one just before it, whose
     // link the first row must continue).
@@ -254,10 +244,7 @@ void query_routes::install_integrity(httplib::Server& server) {
       if (!error.empty()) return unavailable(res, ctx, error);
     }
     v.finish(to);
-    if (!record_access(ctx, tenant, req.path, query_of(req), "audit.integrity.verify", v.checked(), false)) {
-      send_error(res, 503, "meta_audit_unavailable", "this read cannot be recorded in the tenant's trail right now; retry later");
-      return;
-    }
+    if (!recorded(req, res, ctx, tenant, "audit.integrity.verify", v.checked())) return;
     rapidjson::StringBuffer sb;
     json_writer w(sb);
     w.StartObject();

@@ -296,21 +296,46 @@ bool export_cursor::stream(const std::function<bool(std::string_view)>& sink, st
   return true;
 }
 
-read_status ledger_reader::open_export(const event_query& q, export_format f, std::unique_ptr<export_cursor>& out,
-                                       std::string* error) {
-  if (!valid_tenant_id(q.tenant)) return *error = "tenant id", read_status::invalid;
+read_status ledger_reader::begin_cursor(const std::string& tenant, export_format f, std::unique_ptr<export_cursor>& cur,
+                                        std::string* error) {
+  if (!valid_tenant_id(tenant)) return *error = "tenant id", read_status::invalid;
   auto s = take(std::chrono::seconds(5));
   if (!s) return *error = "every reader connection is busy", read_status::unavailable;
-  std::unique_ptr<export_cursor> cur(new export_cursor(*this, std::move(s), f));
+  cur.reset(new export_cursor(*this, std::move(s), f));
   pg_session& session = *cur->session_;
   if (!session.connect(error)) return read_status::unavailable;
-  // An export may outlast the usual statement timeout; an hour bounds a
+  // A long read may outlast the usual statement timeout; an hour bounds a
   // runaway one. JIT is off as for every read (see run()).
-  const std::string begin = "BEGIN READ ONLY; SET LOCAL trail.tenant = '" + q.tenant +
+  const std::string begin = "BEGIN READ ONLY; SET LOCAL trail.tenant = '" + tenant +
                             "'; SET LOCAL statement_timeout = '1h'; SET LOCAL jit = off";
   const db_result r = session.exec(begin.c_str());
   if (!r.ok()) return *error = r.message, read_status::unavailable;
-  PGconn* c = session.raw();
+  return read_status::ok;
+}
+
+read_status ledger_reader::stream_rows(std::unique_ptr<export_cursor>& cur, const sql_statement& st,
+                                       std::unique_ptr<export_cursor>& out, std::string* error) {
+  PGconn* c = cur->session_->raw();
+  std::vector<const char*> params;
+  for (const auto& p : st.params) params.push_back(p.c_str());
+  if (!PQsendQueryParams(c, st.text.c_str(), static_cast<int>(params.size()), nullptr, params.data(), nullptr, nullptr, 0) ||
+      !PQsetSingleRowMode(c))
+    return *error = PQerrorMessage(c), read_status::unavailable;
+  cur->first_ = PQgetResult(c);
+  const ExecStatusType first = cur->first_ ? PQresultStatus(cur->first_) : PGRES_FATAL_ERROR;
+  if (first != PGRES_SINGLE_TUPLE && first != PGRES_TUPLES_OK) {
+    *error = cur->first_ ? PQresultErrorMessage(cur->first_) : PQerrorMessage(c);
+    return read_status::unavailable;
+  }
+  out = std::move(cur);
+  return read_status::ok;
+}
+
+read_status ledger_reader::open_export(const event_query& q, export_format f, std::unique_ptr<export_cursor>& out,
+                                       std::string* error) {
+  std::unique_ptr<export_cursor> cur;
+  if (const read_status st = begin_cursor(q.tenant, f, cur, error); st != read_status::ok) return st;
+  PGconn* c = cur->session_->raw();
   if (f == export_format::csv) {
     // COPY takes no parameters: each $n is replaced by its value as an
     // escaped literal, in one pass over the statement Trail built (whose own
@@ -342,20 +367,7 @@ read_status ledger_reader::open_export(const event_query& q, export_format f, st
     out = std::move(cur);
     return read_status::ok;
   }
-  const sql_statement st = export_sql(q, kStoredEventColumns);
-  std::vector<const char*> params;
-  for (const auto& p : st.params) params.push_back(p.c_str());
-  if (!PQsendQueryParams(c, st.text.c_str(), static_cast<int>(params.size()), nullptr, params.data(), nullptr, nullptr, 0) ||
-      !PQsetSingleRowMode(c))
-    return *error = PQerrorMessage(c), read_status::unavailable;
-  cur->first_ = PQgetResult(c);
-  const ExecStatusType first = cur->first_ ? PQresultStatus(cur->first_) : PGRES_FATAL_ERROR;
-  if (first != PGRES_SINGLE_TUPLE && first != PGRES_TUPLES_OK) {
-    *error = cur->first_ ? PQresultErrorMessage(cur->first_) : PQerrorMessage(c);
-    return read_status::unavailable;
-  }
-  out = std::move(cur);
-  return read_status::ok;
+  return stream_rows(cur, export_sql(q, kStoredEventColumns), out, error);
 }
 
 bool export_cursor::next(stored_event& ev, std::string* error) {
@@ -385,31 +397,14 @@ bool export_cursor::next(stored_event& ev, std::string* error) {
 
 read_status ledger_reader::open_chain(const std::string& tenant, int64_t from, int64_t to, export_format f,
                                       std::unique_ptr<export_cursor>& out, std::string* error) {
-  if (!valid_tenant_id(tenant)) return *error = "tenant id", read_status::invalid;
-  auto s = take(std::chrono::seconds(5));
-  if (!s) return *error = "every reader connection is busy", read_status::unavailable;
-  std::unique_ptr<export_cursor> cur(new export_cursor(*this, std::move(s), f));
-  pg_session& session = *cur->session_;
-  if (!session.connect(error)) return read_status::unavailable;
-  const std::string begin = "BEGIN READ ONLY; SET LOCAL trail.tenant = '" + tenant +
-                            "'; SET LOCAL statement_timeout = '1h'; SET LOCAL jit = off";
-  if (const db_result r = session.exec(begin.c_str()); !r.ok()) return *error = r.message, read_status::unavailable;
-  const std::string text = std::string("SELECT ") + kStoredEventWithLinksColumns +
-                           " FROM audit.events e WHERE e.tenant_id = $1 AND e.sequence BETWEEN $2::bigint AND $3::bigint "
-                           "ORDER BY e.sequence";
-  const std::string a = std::to_string(from), b = std::to_string(to);
-  const char* params[] = {tenant.c_str(), a.c_str(), b.c_str()};
-  PGconn* c = session.raw();
-  if (!PQsendQueryParams(c, text.c_str(), 3, nullptr, params, nullptr, nullptr, 0) || !PQsetSingleRowMode(c))
-    return *error = PQerrorMessage(c), read_status::unavailable;
-  cur->first_ = PQgetResult(c);
-  const ExecStatusType first = cur->first_ ? PQresultStatus(cur->first_) : PGRES_FATAL_ERROR;
-  if (first != PGRES_SINGLE_TUPLE && first != PGRES_TUPLES_OK) {
-    *error = cur->first_ ? PQresultErrorMessage(cur->first_) : PQerrorMessage(c);
-    return read_status::unavailable;
-  }
-  out = std::move(cur);
-  return read_status::ok;
+  std::unique_ptr<export_cursor> cur;
+  if (const read_status st = begin_cursor(tenant, f, cur, error); st != read_status::ok) return st;
+  sql_statement st;
+  st.text = std::string("SELECT ") + kStoredEventWithLinksColumns +
+            " FROM audit.events e WHERE e.tenant_id = $1 AND e.sequence BETWEEN $2::bigint AND $3::bigint "
+            "ORDER BY e.sequence";
+  st.params = {tenant, std::to_string(from), std::to_string(to)};
+  return stream_rows(cur, st, out, error);
 }
 
 read_status ledger_reader::checkpoints(const std::string& tenant, int64_t from, int64_t to, size_t limit,

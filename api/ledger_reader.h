@@ -116,6 +116,13 @@ class ledger_reader {
  private:
   friend class export_cursor;
   std::unique_ptr<pg_session> take(std::chrono::milliseconds wait);
+  // A cursor's session, in a READ ONLY transaction confined to `tenant`,
+  // with an hour's statement timeout; then its statement started in
+  // single-row mode (`out` gets the cursor once the first row or the end is in).
+  read_status begin_cursor(const std::string& tenant, export_format f, std::unique_ptr<export_cursor>& cur,
+                           std::string* error);
+  read_status stream_rows(std::unique_ptr<export_cursor>& cur, const sql_statement& st,
+                          std::unique_ptr<export_cursor>& out, std::string* error);
   void give_back(std::unique_ptr<pg_session> s);
   // How a statement is planned. `each_time`: PostgreSQL plans it with the
   // request's values, which lets it drop partitions from `= ANY(array)`

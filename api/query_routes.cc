@@ -99,6 +99,15 @@ bool query_routes::admit(const Request& req, Response& res, const std::string& t
   return true;
 }
 
+// The read is recorded before its data leaves; when api.meta_audit is
+// required and the record cannot be made, the data does not leave.
+bool query_routes::recorded(const Request& req, Response& res, const request_context& ctx, const std::string& tenant,
+                            const char* action, int64_t rows) {
+  if (record_access(ctx, tenant, req.path, query_of(req), action, rows, false)) return true;
+  send_error(res, 503, "meta_audit_unavailable", "this read cannot be recorded in the tenant's trail right now; retry later");
+  return false;
+}
+
 void query_routes::install(httplib::Server& server) {
   install_writes(server);
   install_integrity(server);
@@ -109,14 +118,6 @@ void query_routes::install(httplib::Server& server) {
   auto unavailable = [](Response& res, const request_context& ctx, const std::string& error) {
     log::limited(log::level::warn, "api", "query failed", {{"request_id", ctx.id}, {"error", error}});
     send_error(res, 503, "unavailable", "the ledger cannot be read right now; retry later");
-  };
-  // The read is recorded before its data leaves; when api.meta_audit is
-  // required and the record cannot be made, the data does not leave.
-  auto recorded = [this](const Request& req, Response& res, const request_context& ctx, const std::string& tenant,
-                         const char* action, int64_t rows) {
-    if (record_access(ctx, tenant, req.path, query_of(req), action, rows, false)) return true;
-    send_error(res, 503, "meta_audit_unavailable", "this read cannot be recorded in the tenant's trail right now; retry later");
-    return false;
   };
 
   server.Get(R"(/v1/tenants/([^/]+)/events)", [=, this](const Request& req, Response& res) {

@@ -87,6 +87,10 @@ class query_routes {
   // event could not be handed to the broker and api.meta_audit is required.
   bool record_access(const request_context& ctx, const std::string& tenant, const std::string& path,
                      const std::string& query, const char* action, int64_t rows, bool denied);
+  // A read recorded before its data leaves; when api.meta_audit is required
+  // and the record cannot be made, answers 503 and returns false.
+  bool recorded(const httplib::Request& req, httplib::Response& res, const request_context& ctx,
+                const std::string& tenant, const char* action, int64_t rows);
 
   const authenticator& auth_;
   ledger_reader* reader_;
