@@ -72,6 +72,10 @@ std::string render_access_event(const access_record& r) {
     w.Key("rows");
     w.Int64(r.rows);
   }
+  if (!r.via.empty()) {
+    w.Key("via");
+    str(r.via);
+  }
   w.EndObject();
   w.EndObject();
   w.EndObject();

@@ -20,6 +20,7 @@ struct access_record {
   std::string path;
   std::string query;       // the request's query string, as sent
   int64_t rows = -1;       // events returned; -1 when not known (an export, a denial)
+  std::string via;         // "mcp" for a read an agent made through /mcp; "" for the HTTP API itself
   int64_t time_us = 0;
 };
 

@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "api/mcp_routes.h"
 #include "api/query_routes.h"
 #include "common/log.h"
 
@@ -49,18 +50,30 @@ bool http_listener::start(const char* component, const char* setting, const std:
   return true;
 }
 
+int http_listener::start_loopback(const char* component) {
+  const int port = server_->bind_to_any_port("127.0.0.1");
+  if (port <= 0) {
+    log::error(component, "cannot listen on a loopback port");
+    return -1;
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  log::debug(component, "listening on loopback", {{"port", port}});
+  return port;
+}
+
 void http_listener::stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
 }
 
-http_server::http_server(health& h, query_routes* routes) : health_(h), routes_(routes) {}
+http_server::http_server(health& h, query_routes* routes, mcp_routes* mcp) : health_(h), routes_(routes), mcp_(mcp) {}
 
 http_server::~http_server() { stop(); }
 
 bool http_server::start(const std::string& addr) {
   auto& server = listener_.server();
   if (routes_) routes_->install(server);
+  if (mcp_) mcp_->install(server);
   // Unknown routes and methods answer JSON too.
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
@@ -70,7 +83,7 @@ bool http_server::start(const std::string& addr) {
   // One line per API request, naming its request id (the X-Request-Id the
   // client got); the probes and the OpenAPI document only at debug level.
   server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    const bool api = req.path.rfind("/v1/tenants/", 0) == 0;
+    const bool api = req.path.rfind("/v1/tenants/", 0) == 0 || req.path == "/mcp";
     log::write(api ? log::level::info : log::level::debug, "api", "request",
                {{"request_id", res.get_header_value("X-Request-Id")},
                 {"method", req.method},

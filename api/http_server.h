@@ -12,6 +12,7 @@
 
 namespace trail {
 class query_routes;
+class mcp_routes;
 }
 
 namespace httplib {
@@ -31,6 +32,8 @@ class http_listener {
   // Binds "host:port" and starts listening; false (logged under `component`,
   // naming the `setting`) if the address is malformed or cannot be bound.
   bool start(const char* component, const char* setting, const std::string& addr);
+  // Listens on 127.0.0.1 at a port the system picks; that port, or -1.
+  int start_loopback(const char* component);
   void stop();
 
  private:
@@ -40,8 +43,8 @@ class http_listener {
 
 class http_server {
  public:
-  // `routes`: the query API (/v1/…), when traild serves it.
-  explicit http_server(health& h, query_routes* routes = nullptr);
+  // `routes`: the query API (/v1/…), when traild serves it; `mcp`: /mcp.
+  explicit http_server(health& h, query_routes* routes = nullptr, mcp_routes* mcp = nullptr);
   ~http_server();
   // Starts listening on "host:port" on a thread of its own; false if the
   // address cannot be bound.
@@ -54,6 +57,7 @@ class http_server {
  private:
   health& health_;
   query_routes* routes_;
+  mcp_routes* mcp_;
   http_listener listener_;
   std::atomic<bool> draining_{false};
 };

@@ -40,6 +40,7 @@ bool query_routes::record_access(const request_context& ctx, const std::string& 
   r.path = path;
   r.query = query;
   r.rows = rows;
+  r.via = opt_.via;
   r.time_us = now_unix_us();
   std::string error = "no broker connection";
   static const header_list kHeaders = {{"Content-Type", "application/cloudevents+json"}};

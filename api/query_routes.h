@@ -54,6 +54,7 @@ struct route_options {
   std::string events_subject;          // where synchronous writes and access events are published
   int64_t commit_wait_ms = 0;          // how long a synchronous write waits for its COMMIT
   meta_audit_mode meta_audit = meta_audit_mode::required;
+  std::string via;                     // recorded in each access event (metadata.via): "mcp" on the MCP loopback
 };
 
 class query_routes {

@@ -27,7 +27,9 @@
 #include <string>
 #include <vector>
 
+#include "api/mcp_routes.h"
 #include "ingest/jetstream.h"
+#include "mcp/mcp_server.h"
 
 namespace {
 
@@ -277,6 +279,32 @@ int verify_command(const settings& s, bool against_broker) {
   return 1;
 }
 
+// The MCP server over stdio: one JSON-RPC message per line in, one answer per
+// line out (nothing else is written to stdout), answered in order. The
+// tools and resources call the API at s.api_url with s.token; TRAIL_TENANT,
+// when set, is the tenant a call that names none is about.
+int mcp_command(const settings& s) {
+  trail::mcp::server_options o;
+  o.version = TRAIL_VERSION;
+  const trail::mcp::server server(trail::http_api(s.api_url), o);
+  trail::mcp::caller c;
+  if (!s.tenant.empty()) {
+    c.tenants = {s.tenant};
+    c.default_tenant = s.tenant;
+  }
+  if (!s.token.empty()) c.authorization = "Bearer " + s.token;
+  for (std::string line; std::getline(std::cin, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    const std::string answer = server.handle(line, c);
+    if (answer.empty()) continue;
+    std::fwrite(answer.data(), 1, answer.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -323,6 +351,8 @@ int main(int argc, char** argv) {
   auto* verify = app.add_subcommand("verify", "recompute the tenant's hash chain against its signed checkpoints");
   verify->add_flag("--against-broker", against_broker, "also against the checkpoint stream's copies");
 
+  auto* mcp = app.add_subcommand("mcp", "serve MCP over stdio (for an agent that launches Trail as a local server)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -331,6 +361,7 @@ int main(int argc, char** argv) {
   }
   resolve(s);
   if (send->parsed()) return send_command(s, events, file, headers, msg_id, subject);
+  if (mcp->parsed()) return mcp_command(s);
   if (s.tenant.empty()) {
     std::fprintf(stderr, "trailctl: --tenant (or TRAIL_TENANT) is required\n");
     return 2;

@@ -39,6 +39,7 @@
 #include "sinks/writer_metrics.h"
 #include "actors/pipeline.h"
 #include "api/http_server.h"
+#include "api/mcp_routes.h"
 #include "api/query_routes.h"
 #include "common/time.h"
 #include "api/metrics_server.h"
@@ -139,8 +140,29 @@ int run(const config& cfg) {
                                        const std::function<bool(std::string_view)>& each, std::string* error) {
     return publisher.read_subject(stream, subject, since_us, each, error);
   };
+  // MCP (/mcp): its tools call the same routes on a loopback listener of
+  // their own (a separate worker pool, so agents' calls never wait on the
+  // workers they occupy), and those reads are recorded as made through MCP.
+  route_options mcp_route_opt = route_options_of(cfg, 1 << 20);
+  mcp_route_opt.via = "mcp";
+  query_routes mcp_api(auth, reader.get(), publish, mcp_route_opt);
+  mcp_api.set_integrity(integrity);
   routes.set_integrity(std::move(integrity));
-  http_server http(h, &routes);
+  http_listener mcp_loopback;
+  std::unique_ptr<mcp::server> mcp_protocol;
+  std::unique_ptr<mcp_routes> mcp_http;
+  if (cfg.mcp_enabled) {
+    mcp_api.install(mcp_loopback.server());
+    const int port = mcp_loopback.start_loopback("mcp");
+    if (port <= 0) return 1;
+    mcp::server_options mo;
+    mo.version = TRAIL_VERSION;
+    mo.export_max_rows = cfg.mcp_export_max_rows;
+    mcp_protocol = std::make_unique<mcp::server>(http_api("http://127.0.0.1:" + std::to_string(port)), mo);
+    mcp_http = std::make_unique<mcp_routes>(
+        auth, *mcp_protocol, mcp_http_options{split_names(cfg.mcp_allowed_hosts), split_names(cfg.mcp_allowed_origins)});
+  }
+  http_server http(h, &routes, mcp_http.get());
   if (!http.start(cfg.http_addr)) return 1;
 
   // The schema must be migrated (`traild migrate`) before traild consumes.
@@ -182,12 +204,15 @@ int run(const config& cfg) {
     }
   }
   routes.set_token_secret(*key);
+  mcp_api.set_token_secret(*key);
+  if (mcp_http) mcp_http->set_session_secret(*key);
 
   jetstream_source source(source_options_of(cfg), h);
   if (!source.connect(g_stop)) return g_stop ? 0 : 1;
 
   log::info("nats", "broker limits", {{"max_payload", source.max_payload()}});
   routes.set_max_message_bytes(static_cast<size_t>(source.max_payload()));
+  mcp_api.set_max_message_bytes(static_cast<size_t>(source.max_payload()));
   postgres_dead_letter_store dead_letter_db(cfg.pg_dsn, pg_timeouts_of(cfg));
   dead_letter_publisher dlq(dead_letter_options_of(cfg), source, dead_letter_db, *key);
   // The committed-event outbox, when there is a committed stream to republish into.
@@ -289,6 +314,7 @@ int run(const config& cfg) {
   retention_keeper.join();
   source.close();
   http.stop();
+  mcp_loopback.stop();
   log::info("traild", "stopped", {{"drained", drained ? "true" : "false"}});
   return 0;
 }

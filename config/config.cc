@@ -151,6 +151,15 @@ const std::vector<knob>& knobs() {
        "every read and refusal is recorded in the tenant's trail; required: a read whose record cannot be handed to the broker fails with 503"},
       {"api.write_commit_wait_ms", &config::api_write_commit_wait_ms, int64_t{5000}, "milliseconds",
        "how long a synchronous write (POST …/events) waits for its COMMIT before answering 504 commit_pending", 100, 600000},
+      {"mcp.enabled", &config::mcp_enabled, true, "bool",
+       "serve the MCP endpoint (POST /mcp on http.addr): the query API's tools and resources for AI agents, with the same "
+       "bearer tokens"},
+      {"mcp.allowed_hosts", &config::mcp_allowed_hosts, "localhost,127.0.0.1,::1", "comma-separated host names",
+       "Host header names /mcp answers (DNS-rebinding protection; * = any), also the host names an Origin header may carry"},
+      {"mcp.allowed_origins", &config::mcp_allowed_origins, "", "comma-separated origins",
+       "further Origin values /mcp accepts, exactly (e.g. https://agents.example.com)"},
+      {"mcp.export_max_rows", &config::mcp_export_max_rows, int64_t{10000}, "events",
+       "the most events one export_events call returns", 1, 1000000},
       {"integrity.signing_key_file", &config::integrity_signing_key_file, "", "path",
        "Ed25519 key that signs checkpoints of every tenant's chain (`traild keygen` writes one); empty = no checkpoints, "
        "the chain alone (traild warns)"},

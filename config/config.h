@@ -69,6 +69,10 @@ struct config {
   std::string api_keys_file;
   std::string api_meta_audit;
   int64_t api_write_commit_wait_ms;
+  bool mcp_enabled;
+  std::string mcp_allowed_hosts;
+  std::string mcp_allowed_origins;
+  int64_t mcp_export_max_rows;
   // [integrity]
   std::string integrity_signing_key_file;
   std::string integrity_public_key_file;
