@@ -1,4 +1,4 @@
-# Trail's container image: traild (and trail-send, trail-loadgen) on
+# Trail's container image: traild (and trailctl, trail-loadgen) on
 # debian:12-slim, built with the same Debian packages as `make`
 # (scripts/packages.txt: "build" in the first stage, "run" in the second).
 # Non-root, runs with a read-only root filesystem; the migrations are compiled
@@ -15,8 +15,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY . /src
 RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
- && cmake --build /build -j "$(nproc)" --target traild trail-send trail-loadgen \
- && strip --strip-debug /build/bin/traild /build/bin/trail-send /build/bin/trail-loadgen
+ && cmake --build /build -j "$(nproc)" --target traild trailctl trail-loadgen \
+ && strip --strip-debug /build/bin/traild /build/bin/trailctl /build/bin/trail-loadgen
 
 FROM debian:12-slim
 COPY scripts/packages.txt /tmp/packages.txt
@@ -25,7 +25,7 @@ RUN apt-get update \
     | xargs apt-get install -y --no-install-recommends \
  && rm -rf /var/lib/apt/lists/* /tmp/packages.txt \
  && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin trail
-COPY --from=build /build/bin/traild /build/bin/trail-send /build/bin/trail-loadgen /usr/local/bin/
+COPY --from=build /build/bin/traild /build/bin/trailctl /build/bin/trail-loadgen /usr/local/bin/
 COPY config/trail.toml /etc/trail/trail.toml
 COPY store/migrations /usr/share/trail/migrations
 COPY scripts/container-entrypoint.sh /usr/local/bin/trail-entrypoint

@@ -27,7 +27,7 @@ cat <<MSG
 
   In another shell, send a first event:
 
-    build/bin/trail-send '{"tenant_id":"acme","action":"user.role.updated","actor":{"type":"user","id":"u-1"},"primary_resource":{"type":"user","id":"u-2"},"changes":{"old_value":{"role":"viewer"},"new_value":{"role":"admin"}}}'
+    build/bin/trailctl send '{"tenant_id":"acme","action":"user.role.updated","actor":{"type":"user","id":"u-1"},"primary_resource":{"type":"user","id":"u-2"},"changes":{"old_value":{"role":"viewer"},"new_value":{"role":"admin"}}}'
 
   and read it back (dev tokens for tenant acme, valid 12 h: TOKEN reads and
   exports, WRITE_TOKEN writes synchronously; README "Reading the log" uses both):

@@ -8,12 +8,14 @@
 #include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -254,6 +256,96 @@ int free_port() {
   close(fd);
   return ntohs(a.sin_port);
 }
+
+tcp_proxy::tcp_proxy(int target_port) : target_port_(target_port) {
+  listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(listen_fd_ >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(listen(listen_fd_, 16) == 0);
+  socklen_t len = sizeof a;
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+  port_ = ntohs(a.sin_port);
+  acceptor_ = std::thread([this] {
+    while (!stop_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      const int client = accept(listen_fd_, nullptr, nullptr);
+      if (client < 0) continue;
+      if (down_) {
+        close(client);
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      threads_.emplace_back([this, client] { relay(client); });
+    }
+  });
+}
+
+tcp_proxy::~tcp_proxy() {
+  stop_ = true;
+  cut();
+  if (acceptor_.joinable()) acceptor_.join();
+  for (auto& t : threads_) t.join();
+  close(listen_fd_);
+}
+
+void tcp_proxy::relay(int client) {
+  const int server = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(target_port_));
+  if (connect(server, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(server);
+    close(client);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_.push_back(client);
+    open_.push_back(server);
+  }
+  char buf[16384];
+  while (!stop_ && !down_) {
+    pollfd p[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+    if (poll(p, 2, 100) <= 0) continue;
+    bool closed = false;
+    for (int i = 0; i < 2 && !closed; ++i) {
+      if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const ssize_t n = read(p[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        closed = true;
+        break;
+      }
+      const int to = i == 0 ? server : client;
+      for (ssize_t off = 0; off < n;) {
+        const ssize_t w = write(to, buf + off, static_cast<size_t>(n - off));
+        if (w <= 0) {
+          closed = true;
+          break;
+        }
+        off += w;
+      }
+    }
+    if (closed) break;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int fd : {client, server}) {
+    open_.erase(std::remove(open_.begin(), open_.end(), fd), open_.end());
+    close(fd);
+  }
+}
+
+void tcp_proxy::cut() {
+  down_ = true;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int fd : open_) shutdown(fd, SHUT_RDWR);
+}
+
+void tcp_proxy::restore() { down_ = false; }
 
 std::string as_role(const std::string& dsn, const std::string& role) {
   static const std::string kAdmin = "postgresql://postgres@";

@@ -8,8 +8,11 @@
 #include <nats/nats.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -133,6 +136,30 @@ std::string chain_problem(const std::string& dsn);
 std::string file_text(const std::string& path);
 
 int free_port();
+
+// A TCP relay on a free loopback port to 127.0.0.1:`target_port`, to cut one
+// client's connection (say trailctl's to NATS) while everything else runs:
+// cut() closes every relayed connection and refuses new ones until restore().
+class tcp_proxy {
+ public:
+  explicit tcp_proxy(int target_port);
+  ~tcp_proxy();
+  int port() const { return port_; }
+  void cut();
+  void restore();
+
+ private:
+  void relay(int client);
+  int target_port_;
+  int port_ = 0;
+  int listen_fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> down_{false};
+  std::mutex mu_;
+  std::vector<int> open_;  // relayed sockets, both sides
+  std::vector<std::thread> threads_;
+  std::thread acceptor_;
+};
 std::string http_get(int port, const std::string& path, int* status = nullptr);
 // Runs scripts/stack.sh with an action on the test stack (stop-pg, start-pg, restart-nats, …).
 void stack_action(const std::string& action);

@@ -37,11 +37,19 @@ app.kubernetes.io/component: traild
 {{- end -}}
 
 {{/* trail.toml: the chart's settings, then .Values.config over them. */}}
+{{/* The Host names /mcp answers: localhost (kubectl port-forward), the Service's DNS names, and mcp.allowedHosts. */}}
+{{- define "trail.mcpHosts" -}}
+{{- $svc := include "trail.fullname" . -}}
+{{- $names := list "localhost" "127.0.0.1" "::1" $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) -}}
+{{- join "," (concat $names .Values.mcp.allowedHosts) -}}
+{{- end -}}
+
 {{- define "trail.toml" -}}
 {{- $cfg := dict
   "nats" (dict "url" .Values.nats.url "stream_replicas" .Values.nats.streamReplicas)
   "http" (dict "addr" (printf "0.0.0.0:%v" .Values.service.httpPort))
   "metrics" (dict "addr" (printf "0.0.0.0:%v" .Values.service.metricsPort))
+  "mcp" (dict "enabled" .Values.mcp.enabled "allowed_hosts" (include "trail.mcpHosts" .) "allowed_origins" (join "," .Values.mcp.allowedOrigins))
   "integrity" (dict "checkpoint_interval_s" .Values.integrity.checkpointIntervalSeconds "checkpoint_max_age_s" .Values.integrity.checkpointMaxAgeSeconds)
   "retention" (dict "days" .Values.retention.days "tenant_days" .Values.retention.tenantDays "interval_s" .Values.retention.intervalSeconds "archive_dir" (ternary "/var/lib/trail/archives" "" (gt (int .Values.retention.days) 0)))
   "shutdown" (dict "deadline_s" .Values.shutdownDeadlineSeconds)
