@@ -18,6 +18,12 @@ using rapidjson::Document;
 using rapidjson::Value;
 using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
+// A string member's value is `s` (rapidjson's own operator== is avoided:
+// under C++20's rewritten comparisons some of its overloads recurse).
+bool is(const Value& v, std::string_view s) {
+  return v.IsString() && std::string_view(v.GetString(), v.GetStringLength()) == s;
+}
+
 // JSON-RPC's codes, and MCP's for an unknown resource.
 constexpr int kParseError = -32700;
 constexpr int kInvalidRequest = -32600;
@@ -160,12 +166,11 @@ std::string encode(std::string_view s) {
   return out;
 }
 
+// RFC 3986 percent-decoding ('+' is a plus sign, not a space).
 std::optional<std::string> decode(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%') {
+    if (s[i] == '%') {
       if (i + 2 >= s.size()) return std::nullopt;
       unsigned v = 0;
       const auto r = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
@@ -298,7 +303,7 @@ class arguments {
     if (!obj_ || !obj_->IsObject()) return;
     for (const auto& m : obj_->GetObject()) {
       bool found = false;
-      for (const char* k : known) found = found || m.name == k;
+      for (const char* k : known) found = found || is(m.name, k);
       if (!found) fail("unknown argument " + std::string(m.name.GetString()) + " (see the tool's inputSchema)");
     }
   }
@@ -528,7 +533,7 @@ message_kind classify(std::string_view message) {
   const bool has_id = d.HasMember("id");
   if (d.HasMember("method") && d["method"].IsString()) {
     if (!has_id) return message_kind::notification;
-    return d["method"] == "initialize" ? message_kind::initialize : message_kind::request;
+    return is(d["method"], "initialize") ? message_kind::initialize : message_kind::request;
   }
   if (has_id && (d.HasMember("result") || d.HasMember("error"))) return message_kind::response;
   return message_kind::invalid;
@@ -576,7 +581,7 @@ tool_result record_event(const call_context& c, arguments& a, const Value* args)
   w.Key("tenant_id");
   put(w, tenant);
   for (const auto& m : args->GetObject()) {
-    if (m.name == "tenant_id" || m.name == "idempotency_key") continue;
+    if (is(m.name, "tenant_id") || is(m.name, "idempotency_key")) continue;
     w.Key(m.name.GetString(), m.name.GetStringLength());
     m.value.Accept(w);
   }
@@ -822,7 +827,7 @@ std::string server::handle(std::string_view message, const caller& who, std::str
   d.Parse(message.data(), message.size());
   if (d.HasParseError()) return reply_error(nullptr, kParseError, "parse error: the message is not JSON");
   if (d.IsArray()) return reply_error(nullptr, kInvalidRequest, "JSON-RPC batches are not supported: send one message at a time");
-  if (!d.IsObject() || !d.HasMember("jsonrpc") || d["jsonrpc"] != "2.0")
+  if (!d.IsObject() || !d.HasMember("jsonrpc") || !is(d["jsonrpc"], "2.0"))
     return reply_error(nullptr, kInvalidRequest, "not a JSON-RPC 2.0 message");
   const Value* id = d.HasMember("id") ? &d["id"] : nullptr;
   if (id && !id->IsString() && !id->IsInt64()) return reply_error(nullptr, kInvalidRequest, "the id must be a string or an integer");
