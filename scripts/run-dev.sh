@@ -37,6 +37,9 @@ cat <<MSG
     curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/v1/tenants/acme/events
     curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/v1/tenants/acme/verify?against=broker
 
+  or from a terminal: TRAIL_TENANT=acme TRAIL_TOKEN=\$TOKEN build/bin/trailctl query (tail, export, dlq, …);
+  AI agents: MCP at http://127.0.0.1:8080/mcp with that token (README "MCP: Trail for AI agents").
+
   Make others with: TRAIL_API_JWT_HS256_SECRET=\$(cat .dev/api-secret) build/bin/traild dev-token --tenant acme --scopes audit:read
 
   Ctrl-C stops traild; \`make stop\` stops NATS and PostgreSQL (.dev/ keeps their data).
