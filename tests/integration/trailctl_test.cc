@@ -150,7 +150,7 @@ void publish_events(broker& b, const std::string& action, int from, int to) {
 
 }  // namespace
 
-TEST_CASE("trailctl: tail resumes without a gap after its connection is cut; export, offline verify, dead letters replayed "
+TEST_CASE("trailctl: tail resumes without a gap after its connection is cut, export, offline verify, dead letters replayed "
           "after a fix, completion",
           "[integration][trailctl]") {
   broker b;
