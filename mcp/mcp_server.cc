@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 #include "common/time.h"
 #include "common/uuid.h"
@@ -461,28 +462,9 @@ std::string timeline_uri(const audit_uri& u, const std::string& cursor) {
 
 // ---- responses ----
 
-struct request_view {
-  const Value* id = nullptr;
-  std::string method;
-  const Value* params = nullptr;
-};
-
+// {"jsonrpc":"2.0","id":…,"<member>":…}, the member written by `body`.
 template <typename Body>
-std::string reply(const Value& id, Body&& body) {
-  rapidjson::StringBuffer sb;
-  json_writer w(sb);
-  w.StartObject();
-  w.Key("jsonrpc");
-  w.String("2.0");
-  w.Key("id");
-  id.Accept(w);
-  w.Key("result");
-  body(w);
-  w.EndObject();
-  return std::string(sb.GetString(), sb.GetSize());
-}
-
-std::string reply_error(const Value* id, int code, const std::string& message, const std::string& data_json = "") {
+std::string envelope(const Value* id, const char* member, Body&& body) {
   rapidjson::StringBuffer sb;
   json_writer w(sb);
   w.StartObject();
@@ -491,19 +473,30 @@ std::string reply_error(const Value* id, int code, const std::string& message, c
   w.Key("id");
   if (id) id->Accept(w);
   else w.Null();
-  w.Key("error");
-  w.StartObject();
-  w.Key("code");
-  w.Int(code);
-  w.Key("message");
-  put(w, message);
-  if (!data_json.empty()) {
-    w.Key("data");
-    w.RawValue(data_json.data(), data_json.size(), rapidjson::kObjectType);
-  }
-  w.EndObject();
+  w.Key(member);
+  body(w);
   w.EndObject();
   return std::string(sb.GetString(), sb.GetSize());
+}
+
+template <typename Body>
+std::string reply(const Value& id, Body&& body) {
+  return envelope(&id, "result", std::forward<Body>(body));
+}
+
+std::string reply_error(const Value* id, int code, const std::string& message, const std::string& data_json = "") {
+  return envelope(id, "error", [&](json_writer& w) {
+    w.StartObject();
+    w.Key("code");
+    w.Int(code);
+    w.Key("message");
+    put(w, message);
+    if (!data_json.empty()) {
+      w.Key("data");
+      w.RawValue(data_json.data(), data_json.size(), rapidjson::kObjectType);
+    }
+    w.EndObject();
+  });
 }
 
 struct resource_error {

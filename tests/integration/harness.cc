@@ -257,6 +257,27 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
+std::string new_signing_key(const std::string& name) {
+  std::string file = name;
+  for (char& c : file)
+    if (c == '/') c = '-';
+  const std::string path = stack().stack_dir + "/" + file + "-key";
+  REQUIRE(std::system(("rm -f " + path + " " + path + ".pub && " + TRAIL_BIN_DIR + "/traild keygen --name " + name +
+                       " --out " + path + " >/dev/null").c_str()) == 0);
+  return path;
+}
+
+command_result run_command(const std::string& cmd) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
 tcp_proxy::tcp_proxy(int target_port) : target_port_(target_port) {
   listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(listen_fd_ >= 0);

@@ -161,6 +161,14 @@ class tcp_proxy {
   std::thread acceptor_;
 };
 std::string http_get(int port, const std::string& path, int* status = nullptr);
+// A new checkpoint signing key (`traild keygen`) under the stack directory; its path.
+std::string new_signing_key(const std::string& name);
+// A shell command's exit status and its output (stdout and stderr together).
+struct command_result {
+  int status;
+  std::string out;
+};
+command_result run_command(const std::string& cmd);
 // Runs scripts/stack.sh with an action on the test stack (stop-pg, start-pg, restart-nats, …).
 void stack_action(const std::string& action);
 // Polls `done` every 100 ms until it is true or `timeout_ms` passes.

@@ -17,27 +17,11 @@ namespace {
 
 const std::string kSecret = "it-mcp-secret-0123456789abcdef";
 
-struct run_result {
-  int status;
-  std::string out;
-};
-
-run_result run(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
-
 std::string tools_dir() { return std::string(TRAIL_BIN_DIR) + "/../tools/mcp"; }
 
 std::string node_binary() {
   static const std::string node = [] {
-    const auto r = run("MCP_TOOLS='" + tools_dir() + "' " + TRAIL_SOURCE_DIR + "/scripts/mcp-tools.sh");
+    const auto r = run_command("MCP_TOOLS='" + tools_dir() + "' " + TRAIL_SOURCE_DIR + "/scripts/mcp-tools.sh");
     INFO(r.out);
     REQUIRE(r.status == 0);
     return r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1, r.out.size() - r.out.rfind('\n', r.out.size() - 2) - 2);
@@ -53,9 +37,7 @@ TEST_CASE("mcp: the official SDK client over HTTP and stdio calls every tool and
   broker b;
   b.reset_streams();
   const std::string dsn = fresh_database("trail_it_mcp");
-  const std::string key = stack().stack_dir + "/mcp-key";
-  REQUIRE(std::system(("rm -f " + key + " " + key + ".pub && " + TRAIL_BIN_DIR + "/traild keygen --name it/mcp --out " + key +
-                       " >/dev/null").c_str()) == 0);
+  const std::string key = new_signing_key("it/mcp");
   traild_process t(dsn, {{"TRAIL_API_PG_DSN", as_role(dsn, "trail_reader")},
                          {"TRAIL_API_JWT_HS256_SECRET", kSecret},
                          {"TRAIL_INTEGRITY_SIGNING_KEY_FILE", key},
@@ -68,7 +50,7 @@ TEST_CASE("mcp: the official SDK client over HTTP and stdio calls every tool and
                           TRAIL_BIN_DIR + "/trailctl' TOKEN_A='" + trail::issue_hs256_token(kSecret, "mcp-a", {"acme"}, rw, now, 900) +
                           "' TOKEN_B='" + trail::issue_hs256_token(kSecret, "mcp-b", {"beta"}, rw, now, 900) + "' TOKEN_AB='" +
                           trail::issue_hs256_token(kSecret, "mcp-ab", {"acme", "beta"}, trail::scope_read, now, 900) + "'";
-  const auto r = run("env " + env + " '" + node + "' " + TRAIL_SOURCE_DIR + "/tests/mcp/sdk_client.mjs");
+  const auto r = run_command("env " + env + " '" + node + "' " + TRAIL_SOURCE_DIR + "/tests/mcp/sdk_client.mjs");
   INFO(r.out);
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Catch::Contains("mcp sdk: passed"));
@@ -85,7 +67,7 @@ TEST_CASE("mcp: the official conformance runner's server scenarios pass with no 
       trail::issue_hs256_token(kSecret, "conformance", {"acme"}, trail::scope_read, time(nullptr), 900);
   const std::string env = "MCP_TOOLS='" + tools_dir() + "' MCP_URL='http://127.0.0.1:" + std::to_string(t.http_port()) +
                           "/mcp' TOKEN_A='" + token + "' OUT='" + stack().stack_dir + "/mcp-conformance'";
-  const auto r = run("env " + env + " '" + node + "' " + TRAIL_SOURCE_DIR + "/tests/mcp/conformance.mjs");
+  const auto r = run_command("env " + env + " '" + node + "' " + TRAIL_SOURCE_DIR + "/tests/mcp/conformance.mjs");
   INFO(r.out);
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Catch::Contains("mcp conformance: passed 6 scenarios"));

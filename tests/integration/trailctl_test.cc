@@ -18,24 +18,12 @@ namespace {
 
 const std::string kSecret = "it-trailctl-secret-0123456789";
 
-struct run_result {
-  int status;
-  std::string out;
-};
-
 // trailctl with `args`, its environment cleared but for PATH, HOME and `env`.
-run_result trailctl(const std::string& args, const std::map<std::string, std::string>& env, bool with_stderr = true) {
+command_result trailctl(const std::string& args, const std::map<std::string, std::string>& env, bool with_stderr = true) {
   std::string cmd = "env -i PATH=/usr/bin:/bin HOME='" + stack().stack_dir + "/home' ";
   for (const auto& [k, v] : env) cmd += k + "='" + v + "' ";
-  cmd += std::string(TRAIL_BIN_DIR) + "/trailctl " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
+  cmd += std::string(TRAIL_BIN_DIR) + "/trailctl " + args;
+  return run_command(with_stderr ? cmd : "( " + cmd + " 2>/dev/null )");
 }
 
 }  // namespace
@@ -44,9 +32,7 @@ TEST_CASE("trailctl: send, query in every form, get, diff and verify against a l
   broker b;
   b.reset_streams();
   const std::string dsn = fresh_database("trail_it_trailctl");
-  const std::string key = stack().stack_dir + "/trailctl-key";
-  REQUIRE(std::system(("rm -f " + key + " " + key + ".pub && " + TRAIL_BIN_DIR + "/traild keygen --name it/trailctl --out " +
-                       key + " >/dev/null").c_str()) == 0);
+  const std::string key = new_signing_key("it/trailctl");
   traild_process t(dsn, {{"TRAIL_API_PG_DSN", as_role(dsn, "trail_reader")},
                          {"TRAIL_API_JWT_HS256_SECRET", kSecret},
                          {"TRAIL_INTEGRITY_SIGNING_KEY_FILE", key},
@@ -156,9 +142,7 @@ TEST_CASE("trailctl: tail resumes without a gap after its connection is cut, exp
   broker b;
   b.reset_streams();
   const std::string dsn = fresh_database("trail_it_trailctl_tail");
-  const std::string key = stack().stack_dir + "/trailctl-tail-key";
-  REQUIRE(std::system(("rm -f " + key + " " + key + ".pub && " + TRAIL_BIN_DIR + "/traild keygen --name it/tail --out " +
-                       key + " >/dev/null").c_str()) == 0);
+  const std::string key = new_signing_key("it/tail");
   traild_process t(dsn, {{"TRAIL_API_PG_DSN", as_role(dsn, "trail_reader")},
                          {"TRAIL_API_JWT_HS256_SECRET", kSecret},
                          {"TRAIL_INTEGRITY_SIGNING_KEY_FILE", key},
