@@ -6,6 +6,7 @@
 
 #include "api/mcp_routes.h"
 #include "api/query_routes.h"
+#include "api/viewer_routes.h"
 #include "common/log.h"
 
 namespace trail {
@@ -72,7 +73,14 @@ http_server::~http_server() { stop(); }
 
 bool http_server::start(const std::string& addr) {
   auto& server = listener_.server();
-  if (routes_) routes_->install(server);
+  if (routes_) {
+    routes_->install(server);
+    install_viewer(server);
+  }
+  if (workers_ > 0) {
+    const size_t n = workers_;
+    server.new_task_queue = [n] { return new httplib::ThreadPool(n); };
+  }
   if (mcp_) mcp_->install(server);
   // Unknown routes and methods answer JSON too.
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {

@@ -53,6 +53,8 @@ class http_server {
   // Flipped when shutdown begins: /readyz then answers 503 so that load
   // balancers stop sending work.
   void set_draining() { draining_ = true; }
+  // Worker threads of the API listener (before start()): live streams each hold one.
+  void set_worker_threads(size_t n) { workers_ = n; }
 
  private:
   health& health_;
@@ -60,6 +62,7 @@ class http_server {
   mcp_routes* mcp_;
   http_listener listener_;
   std::atomic<bool> draining_{false};
+  size_t workers_ = 0;  // 0: cpp-httplib's default
 };
 
 // Splits "host:port" ("[::1]:80" and ":80" too); false if malformed.

@@ -157,7 +157,9 @@ read_status ledger_reader::list(const event_query& q, page_of_events& out, std::
   bool ok = true;
   for (int i = 0; i < shown && ok; ++i) {
     if (i) out.events_json.push_back(',');
+    const size_t begin = out.events_json.size();
     render_row(res.r, i, out.events_json, error, &ok);
+    out.spans.push_back({std::stoll(PQgetvalue(res.r, i, 0)), begin, out.events_json.size()});
   }
   if (!ok) return read_status::unavailable;
   out.count = static_cast<size_t>(shown);

@@ -35,6 +35,12 @@ struct page_of_events {
   std::string events_json;  // the array's elements, comma-separated committed CloudEvents
   size_t count = 0;
   std::optional<page_position> last;  // position of the last row, when a next page exists
+  // Each event's sequence and its [begin, end) in events_json (a live stream sends them one by one).
+  struct span {
+    int64_t sequence;
+    size_t begin, end;
+  };
+  std::vector<span> spans;
 };
 
 class ledger_reader;

@@ -112,6 +112,43 @@ bool query_routes::recorded(const Request& req, Response& res, const request_con
 void query_routes::install(httplib::Server& server) {
   install_writes(server);
   install_integrity(server);
+  install_stream(server);
+  // Who the token is: the viewer shows it and picks the tenant from it.
+  // No tenant is read, so nothing is recorded.
+  server.Get("/v1/me", [this](const Request& req, Response& res) {
+    res.set_header("X-Request-Id", uuid_v7_random());
+    auth_failure why;
+    const auto who = auth_.authenticate(req.get_header_value("Authorization"), clock_s_(), &why);
+    if (!who) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      return send_error(res, 401, "unauthenticated", "a valid bearer token is required");
+    }
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    w.Key("subject");
+    w.String(who->subject.c_str(), static_cast<rapidjson::SizeType>(who->subject.size()));
+    w.Key("kind");
+    w.String(who->kind.c_str());
+    w.Key("all_tenants");
+    w.Bool(who->all_tenants);
+    w.Key("tenants");
+    w.StartArray();
+    for (const auto& t : who->tenants) w.String(t.c_str(), static_cast<rapidjson::SizeType>(t.size()));
+    w.EndArray();
+    w.Key("scopes");
+    w.StartArray();
+    const std::string names = scope_names(who->scopes);
+    for (size_t start = 0; start < names.size();) {
+      size_t end = names.find(' ', start);
+      if (end == std::string::npos) end = names.size();
+      if (end > start) w.String(names.c_str() + start, static_cast<rapidjson::SizeType>(end - start));
+      start = end + 1;
+    }
+    w.EndArray();
+    w.EndObject();
+    res.set_content(sb.GetString(), sb.GetSize(), "application/json");
+  });
   server.Get("/v1/openapi.json", [](const Request&, Response& res) {
     const std::string_view doc = openapi_document();
     res.set_content(doc.data(), doc.size(), "application/json");

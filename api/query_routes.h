@@ -41,6 +41,10 @@ enum class meta_audit_mode { required, best_effort };
 using read_subject_fn = std::function<bool(const std::string& stream, const std::string& subject, int64_t since_us,
                                            const std::function<bool(std::string_view)>& each, std::string* error)>;
 
+// Calls `wake` for each message on `subject` until the handle is released
+// (ingest/event_publisher.h's watch); null when it cannot now.
+using watch_fn = std::function<std::shared_ptr<void>(const std::string& subject, std::function<void()> wake)>;
+
 // What the integrity routes need (api/integrity_routes.cc).
 struct integrity_access {
   std::optional<integrity::verifier_key> key;  // none: checkpoints are neither served nor checked
@@ -55,6 +59,9 @@ struct route_options {
   int64_t commit_wait_ms = 0;          // how long a synchronous write waits for its COMMIT
   meta_audit_mode meta_audit = meta_audit_mode::required;
   std::string via;                     // recorded in each access event (metadata.via): "mcp" on the MCP loopback
+  std::string committed_prefix;        // live streams wake on <prefix>.<tenant> ("": they poll)
+  size_t max_streams = 32;             // live streams (events:stream) open at once
+  int64_t stream_poll_ms = 1000;       // how often a live stream looks without a wake-up
 };
 
 class query_routes {
@@ -72,6 +79,9 @@ class query_routes {
   void set_max_message_bytes(size_t n) { max_message_bytes_ = n; }
   // Before install().
   void set_integrity(integrity_access a) { integrity_ = std::move(a); }
+  void set_watch(watch_fn w) { watch_ = std::move(w); }
+  // Ends every live stream (shutdown): their workers return to the pool.
+  void stop_streams() { streams_stopping_ = true; }
 
  private:
   struct request_context {
@@ -84,6 +94,7 @@ class query_routes {
              request_context& ctx);
   void install_writes(httplib::Server& server);
   void install_integrity(httplib::Server& server);
+  void install_stream(httplib::Server& server);
   // Records a read (or a refusal) in the tenant's trail. False when the access
   // event could not be handed to the broker and api.meta_audit is required.
   bool record_access(const request_context& ctx, const std::string& tenant, const std::string& path,
@@ -99,6 +110,9 @@ class query_routes {
   const route_options opt_;
   std::atomic<size_t> max_message_bytes_{0};
   integrity_access integrity_;
+  watch_fn watch_;
+  std::atomic<bool> streams_stopping_{false};
+  std::atomic<size_t> streams_open_{0};
   std::function<int64_t()> clock_s_;
   std::shared_ptr<const page_token_codec> tokens() const;
   mutable std::mutex tokens_mu_;

@@ -73,6 +73,8 @@ route_options route_options_of(const config& c, size_t max_message_bytes) {
   o.events_subject = "audit.events";  // what the AUDIT stream captures (ingest/jetstream.cc)
   o.commit_wait_ms = c.api_write_commit_wait_ms;
   o.meta_audit = c.api_meta_audit == "best_effort" ? meta_audit_mode::best_effort : meta_audit_mode::required;
+  o.committed_prefix = c.committed_enabled ? c.committed_prefix : "";
+  o.max_streams = size_of(c.api_max_streams);
   return o;
 }
 

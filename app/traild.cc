@@ -162,7 +162,12 @@ int run(const config& cfg) {
     mcp_http = std::make_unique<mcp_routes>(
         auth, *mcp_protocol, mcp_http_options{split_names(cfg.mcp_allowed_hosts), split_names(cfg.mcp_allowed_origins)});
   }
+  routes.set_watch([&publisher](const std::string& subject, std::function<void()> wake) {
+    return publisher.watch(subject, std::move(wake));
+  });
   http_server http(h, &routes, mcp_http.get());
+  // Live streams each hold a worker: room for all of them besides the requests.
+  http.set_worker_threads(16 + static_cast<size_t>(cfg.api_max_streams));
   if (!http.start(cfg.http_addr)) return 1;
 
   // The schema must be migrated (`traild migrate`) before traild consumes.
@@ -280,6 +285,7 @@ int run(const config& cfg) {
     std::_Exit(1);
   }).detach();
   http.set_draining();
+  routes.stop_streams();  // live clients reconnect (to another replica) and resume by Last-Event-ID
   source.stop_fetching();
   const bool drained = source.gate().wait_drained(drain_until);
   if (!drained) {

@@ -151,6 +151,9 @@ const std::vector<knob>& knobs() {
        "every read and refusal is recorded in the tenant's trail; required: a read whose record cannot be handed to the broker fails with 503"},
       {"api.write_commit_wait_ms", &config::api_write_commit_wait_ms, int64_t{5000}, "milliseconds",
        "how long a synchronous write (POST …/events) waits for its COMMIT before answering 504 commit_pending", 100, 600000},
+      {"api.max_streams", &config::api_max_streams, int64_t{32}, "streams",
+       "live streams (GET …/events:stream, the viewer's Live) one traild serves at once; each holds an HTTP worker "
+       "thread, and the pool is sized for them", 1, 1024},
       {"mcp.enabled", &config::mcp_enabled, true, "bool",
        "serve the MCP endpoint (POST /mcp on http.addr): the query API's tools and resources for AI agents, with the same "
        "bearer tokens"},

@@ -69,6 +69,7 @@ struct config {
   std::string api_keys_file;
   std::string api_meta_audit;
   int64_t api_write_commit_wait_ms;
+  int64_t api_max_streams;
   bool mcp_enabled;
   std::string mcp_allowed_hosts;
   std::string mcp_allowed_origins;

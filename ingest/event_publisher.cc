@@ -52,6 +52,29 @@ jsCtx* event_publisher::context(std::string* error) {
   return js_;
 }
 
+std::shared_ptr<void> event_publisher::watch(const std::string& subject, std::function<void()> wake) {
+  std::string error;
+  if (!context(&error)) return nullptr;
+  // The closure outlives the handle until nats.c says no handler runs any
+  // more (the subscription's on-complete callback), then is freed.
+  auto* closure = new std::function<void()>(std::move(wake));
+  auto on_message = [](natsConnection*, natsSubscription*, natsMsg* m, void* c) {
+    natsMsg_Destroy(m);
+    (*static_cast<std::function<void()>*>(c))();
+  };
+  natsSubscription* sub = nullptr;
+  if (natsConnection_Subscribe(&sub, nc_, subject.c_str(), on_message, closure) != NATS_OK) {
+    delete closure;
+    return nullptr;
+  }
+  natsSubscription_SetOnCompleteCB(sub, [](void* c) { delete static_cast<std::function<void()>*>(c); }, closure);
+  return std::shared_ptr<void>(sub, [](void* p) {
+    auto* s = static_cast<natsSubscription*>(p);
+    natsSubscription_Unsubscribe(s);
+    natsSubscription_Destroy(s);
+  });
+}
+
 bool event_publisher::publish(const std::string& subject, std::string_view body, const header_list& headers,
                               const std::string& msg_id, std::string* error) {
   jsCtx* js = context(error);

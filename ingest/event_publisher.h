@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -44,6 +45,11 @@ class event_publisher {
   // `error` when the broker cannot be read to the end.
   bool read_subject(const std::string& stream, const std::string& subject, int64_t since_us,
                     const std::function<bool(std::string_view body)>& each, std::string* error);
+  // Calls `wake` (on a nats.c thread) for each message on `subject` until the
+  // returned handle is released; null when NATS cannot be reached now (the
+  // caller then polls). The message itself is not read: live streams take
+  // their events from the ledger, the subject only says when to look.
+  std::shared_ptr<void> watch(const std::string& subject, std::function<void()> wake);
 
  private:
   jsCtx* context(std::string* error);

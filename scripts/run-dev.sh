@@ -20,6 +20,7 @@ export TRAIL_INTEGRITY_SIGNING_KEY_FILE=${TRAIL_INTEGRITY_SIGNING_KEY_FILE:-$ROO
 build/bin/traild --config config/trail.toml migrate
 TOKEN=$(build/bin/traild --config config/trail.toml dev-token --tenant acme --scopes audit:read,audit:export --subject dev --ttl 12h)
 WRITE_TOKEN=$(build/bin/traild --config config/trail.toml dev-token --tenant acme --scopes audit:write --subject dev-writer --ttl 12h)
+VIEWER_TOKEN=$(build/bin/traild --config config/trail.toml dev-token --tenant acme --scopes audit:read,audit:export --subject dev-viewer --ttl 1h)
 cat <<MSG
 
   Trail is starting: NATS $TRAIL_NATS_URL, PostgreSQL $TRAIL_PG_DSN
@@ -36,6 +37,10 @@ cat <<MSG
     WRITE_TOKEN=$WRITE_TOKEN
     curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/v1/tenants/acme/events
     curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8080/v1/tenants/acme/verify?against=broker
+
+  or open the viewer (a dev token for acme in the link, valid 1 h; the page keeps it in memory only):
+
+    http://127.0.0.1:8080/ui/#token=$VIEWER_TOKEN
 
   or from a terminal: TRAIL_TENANT=acme TRAIL_TOKEN=\$TOKEN build/bin/trailctl query (tail, export, dlq, …);
   AI agents: MCP at http://127.0.0.1:8080/mcp with that token (README "MCP: Trail for AI agents").

@@ -87,6 +87,34 @@ def check(doc, port, method, template, path, status_expected, token=None, body=N
     return data
 
 
+def check_stream(doc, port, path, token):
+    """A live stream answers 200 text/event-stream; its first event (after
+    sequence 0) carries a committed event. Read until then, then hang up."""
+    template = "/v1/tenants/{tenant_id}/events:stream"
+    exercised.add((template, "get"))
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        ctype = (r.headers.get("Content-Type") or "").split(";")[0].strip()
+        if r.status != 200 or ctype != "text/event-stream":
+            problems.append(f"GET {path}: {r.status} {ctype}")
+            return
+        data = None
+        while data is None:
+            line = r.readline().decode()
+            if not line:
+                break
+            if line.startswith("data: "):
+                data = json.loads(line[6:])
+    if data is None:
+        problems.append(f"GET {path}: the stream ended before an event")
+        return
+    validator = jsonschema.Draft202012Validator({"$ref": "#/components/schemas/CommittedEvent"},
+                                                resolver=jsonschema.RefResolver.from_schema(doc))
+    for e in validator.iter_errors(data):
+        problems.append(f"GET {path}: a streamed event: {e.message}")
+    print(f"200 GET {path}")
+
+
 def main():
     global exercised
     exercised = set()
@@ -128,6 +156,15 @@ def main():
     check(doc, p, "GET", X, f"/v1/tenants/{t}/export?format=xml", 400, tok)
     check(doc, p, "GET", X, f"/v1/tenants/{t}/export?format=ledger&from_sequence=1", 200, tok)
     check(doc, p, "GET", X, f"/v1/tenants/{t}/export?format=ledger&actor_id=u", 400, tok)
+    L = "/v1/tenants/{tenant_id}/events:stream"
+    check_stream(doc, p, ev + ":stream?after_sequence=0", tok)
+    check(doc, p, "GET", L, ev + ":stream?page_size=5", 400, tok)
+    check(doc, p, "GET", L, ev + ":stream", 401)
+    check(doc, p, "GET", L, ev + ":stream", 403, a.other_token)
+    me = json.loads(check(doc, p, "GET", "/v1/me", "/v1/me", 200, tok))
+    if me.get("tenants") != [t]:
+        problems.append(f"GET /v1/me: {me}")
+    check(doc, p, "GET", "/v1/me", "/v1/me", 401)
     check(doc, p, "GET", "/v1/integrity/public-key", "/v1/integrity/public-key", 200, tok)
     check(doc, p, "GET", "/v1/integrity/public-key", "/v1/integrity/public-key", 401)
     C = "/v1/tenants/{tenant_id}/checkpoints"

@@ -2,7 +2,7 @@
 // TypeScript SDK's client over Streamable HTTP and over stdio
 // (tests/mcp/sdk_client.mjs), and the conformance runner's server scenarios
 // (tests/mcp/conformance.mjs). Both are Node programs run with the pinned
-// Node 22 that scripts/mcp-tools.sh fetches; this test starts what they talk
+// Node 22 that scripts/node-tools.sh fetches; this test starts what they talk
 // to and requires their summary lines.
 #include <catch2/catch.hpp>
 
@@ -17,11 +17,11 @@ namespace {
 
 const std::string kSecret = "it-mcp-secret-0123456789abcdef";
 
-std::string tools_dir() { return std::string(TRAIL_BIN_DIR) + "/../tools/mcp"; }
+std::string tools_dir() { return std::string(TRAIL_BIN_DIR) + "/../tools/node-tests"; }
 
 std::string node_binary() {
   static const std::string node = [] {
-    const auto r = run_command("MCP_TOOLS='" + tools_dir() + "' " + TRAIL_SOURCE_DIR + "/scripts/mcp-tools.sh");
+    const auto r = run_command("NODE_TOOLS='" + tools_dir() + "' " + TRAIL_SOURCE_DIR + "/scripts/node-tools.sh");
     INFO(r.out);
     REQUIRE(r.status == 0);
     return r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1, r.out.size() - r.out.rfind('\n', r.out.size() - 2) - 2);
@@ -46,7 +46,7 @@ TEST_CASE("mcp: the official SDK client over HTTP and stdio calls every tool and
   const auto now = time(nullptr);
   const unsigned rw = trail::scope_read | trail::scope_write | trail::scope_export;
   const std::string api = "http://127.0.0.1:" + std::to_string(t.http_port());
-  const std::string env = "MCP_TOOLS='" + tools_dir() + "' MCP_URL='" + api + "/mcp' API_URL='" + api + "' TRAILCTL='" +
+  const std::string env = "NODE_TOOLS='" + tools_dir() + "' MCP_URL='" + api + "/mcp' API_URL='" + api + "' TRAILCTL='" +
                           TRAIL_BIN_DIR + "/trailctl' TOKEN_A='" + trail::issue_hs256_token(kSecret, "mcp-a", {"acme"}, rw, now, 900) +
                           "' TOKEN_B='" + trail::issue_hs256_token(kSecret, "mcp-b", {"beta"}, rw, now, 900) + "' TOKEN_AB='" +
                           trail::issue_hs256_token(kSecret, "mcp-ab", {"acme", "beta"}, trail::scope_read, now, 900) + "'";
@@ -65,7 +65,7 @@ TEST_CASE("mcp: the official conformance runner's server scenarios pass with no 
   t.start();
   const std::string token =
       trail::issue_hs256_token(kSecret, "conformance", {"acme"}, trail::scope_read, time(nullptr), 900);
-  const std::string env = "MCP_TOOLS='" + tools_dir() + "' MCP_URL='http://127.0.0.1:" + std::to_string(t.http_port()) +
+  const std::string env = "NODE_TOOLS='" + tools_dir() + "' MCP_URL='http://127.0.0.1:" + std::to_string(t.http_port()) +
                           "/mcp' TOKEN_A='" + token + "' OUT='" + stack().stack_dir + "/mcp-conformance'";
   const auto r = run_command("env " + env + " '" + node + "' " + TRAIL_SOURCE_DIR + "/tests/mcp/conformance.mjs");
   INFO(r.out);

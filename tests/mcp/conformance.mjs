@@ -6,13 +6,13 @@
 // came (Host and Origin included, so the DNS-rebinding scenario reaches
 // traild's own checks).
 //
-// Environment: MCP_TOOLS, MCP_URL (traild's), TOKEN_A, OUT (a directory).
+// Environment: NODE_TOOLS, MCP_URL (traild's), TOKEN_A, OUT (a directory).
 // Prints each scenario's summary and "mcp conformance: passed N scenarios".
 import http from 'node:http';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 
-const { MCP_TOOLS, MCP_URL, TOKEN_A, OUT } = process.env;
+const { NODE_TOOLS, MCP_URL, TOKEN_A, OUT } = process.env;
 const target = new URL(MCP_URL);
 const scenarios = ['server-initialize', 'ping', 'tools-list', 'resources-list', 'server-sse-multiple-streams', 'dns-rebinding-protection'];
 
@@ -38,7 +38,7 @@ let failed = 0;
 for (const scenario of scenarios) {
   // Asynchronous, so that this process's proxy keeps serving meanwhile.
   const r = await new Promise((resolve) => {
-    const child = spawn(process.execPath, [`${MCP_TOOLS}/node_modules/@modelcontextprotocol/conformance/dist/index.js`, 'server',
+    const child = spawn(process.execPath, [`${NODE_TOOLS}/node_modules/@modelcontextprotocol/conformance/dist/index.js`, 'server',
       '--url', url, '--scenario', scenario, '--expected-failures', baseline, '-o', `${OUT}/${scenario}`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } });
     let out = '';
     child.stdout.on('data', (d) => (out += d));

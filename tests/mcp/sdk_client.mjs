@@ -5,14 +5,14 @@
 // through each of them; then the transport's refusals (Origin, Host,
 // session, protocol version, methods, credentials) with plain fetch.
 //
-// Environment: MCP_TOOLS (scripts/mcp-tools.sh's directory), MCP_URL,
+// Environment: NODE_TOOLS (scripts/node-tools.sh's directory), MCP_URL,
 // API_URL, TRAILCTL, TOKEN_A (tenant acme: read, write, export), TOKEN_B
 // (tenant beta: the same), TOKEN_AB (both tenants, read only).
 // Prints "mcp sdk: passed N checks" when everything held; exits 1 otherwise.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
-const require = createRequire(process.env.MCP_TOOLS + '/package.json');
+const require = createRequire(process.env.NODE_TOOLS + '/package.json');
 const { Client } = require('@modelcontextprotocol/sdk/client/index.js');
 const { StreamableHTTPClientTransport } = require('@modelcontextprotocol/sdk/client/streamableHttp.js');
 const { StdioClientTransport } = require('@modelcontextprotocol/sdk/client/stdio.js');
