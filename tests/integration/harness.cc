@@ -278,6 +278,21 @@ command_result run_command(const std::string& cmd) {
   return {WEXITSTATUS(status), out};
 }
 
+std::string node_tools_dir() { return std::string(TRAIL_BIN_DIR) + "/../tools/node-tests"; }
+
+std::string node_binary() {
+  static const std::string node = [] {
+    const auto r = run_command("NODE_TOOLS='" + node_tools_dir() + "' " + TRAIL_SOURCE_DIR + "/scripts/node-tools.sh");
+    INFO(r.out);
+    REQUIRE(r.status == 0);
+    // The script's last line is the binary's path.
+    std::string out = r.out;
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
+  }();
+  return node;
+}
+
 tcp_proxy::tcp_proxy(int target_port) : target_port_(target_port) {
   listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(listen_fd_ >= 0);

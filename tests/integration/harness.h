@@ -169,6 +169,10 @@ struct command_result {
   std::string out;
 };
 command_result run_command(const std::string& cmd);
+// The pinned Node test tools (scripts/node-tools.sh, fetched on first use):
+// their directory, and the Node 22 binary.
+std::string node_tools_dir();
+std::string node_binary();
 // Runs scripts/stack.sh with an action on the test stack (stop-pg, start-pg, restart-nats, …).
 void stack_action(const std::string& action);
 // Polls `done` every 100 ms until it is true or `timeout_ms` passes.

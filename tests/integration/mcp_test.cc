@@ -17,18 +17,6 @@ namespace {
 
 const std::string kSecret = "it-mcp-secret-0123456789abcdef";
 
-std::string tools_dir() { return std::string(TRAIL_BIN_DIR) + "/../tools/node-tests"; }
-
-std::string node_binary() {
-  static const std::string node = [] {
-    const auto r = run_command("NODE_TOOLS='" + tools_dir() + "' " + TRAIL_SOURCE_DIR + "/scripts/node-tools.sh");
-    INFO(r.out);
-    REQUIRE(r.status == 0);
-    return r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1, r.out.size() - r.out.rfind('\n', r.out.size() - 2) - 2);
-  }();
-  return node;
-}
-
 }  // namespace
 
 TEST_CASE("mcp: the official SDK client over HTTP and stdio calls every tool and reads every resource, within its tenant",
@@ -46,7 +34,7 @@ TEST_CASE("mcp: the official SDK client over HTTP and stdio calls every tool and
   const auto now = time(nullptr);
   const unsigned rw = trail::scope_read | trail::scope_write | trail::scope_export;
   const std::string api = "http://127.0.0.1:" + std::to_string(t.http_port());
-  const std::string env = "NODE_TOOLS='" + tools_dir() + "' MCP_URL='" + api + "/mcp' API_URL='" + api + "' TRAILCTL='" +
+  const std::string env = "NODE_TOOLS='" + node_tools_dir() + "' MCP_URL='" + api + "/mcp' API_URL='" + api + "' TRAILCTL='" +
                           TRAIL_BIN_DIR + "/trailctl' TOKEN_A='" + trail::issue_hs256_token(kSecret, "mcp-a", {"acme"}, rw, now, 900) +
                           "' TOKEN_B='" + trail::issue_hs256_token(kSecret, "mcp-b", {"beta"}, rw, now, 900) + "' TOKEN_AB='" +
                           trail::issue_hs256_token(kSecret, "mcp-ab", {"acme", "beta"}, trail::scope_read, now, 900) + "'";
@@ -65,7 +53,7 @@ TEST_CASE("mcp: the official conformance runner's server scenarios pass with no 
   t.start();
   const std::string token =
       trail::issue_hs256_token(kSecret, "conformance", {"acme"}, trail::scope_read, time(nullptr), 900);
-  const std::string env = "NODE_TOOLS='" + tools_dir() + "' MCP_URL='http://127.0.0.1:" + std::to_string(t.http_port()) +
+  const std::string env = "NODE_TOOLS='" + node_tools_dir() + "' MCP_URL='http://127.0.0.1:" + std::to_string(t.http_port()) +
                           "/mcp' TOKEN_A='" + token + "' OUT='" + stack().stack_dir + "/mcp-conformance'";
   const auto r = run_command("env " + env + " '" + node + "' " + TRAIL_SOURCE_DIR + "/tests/mcp/conformance.mjs");
   INFO(r.out);

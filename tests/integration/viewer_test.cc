@@ -19,12 +19,7 @@ const std::string kSecret = "it-viewer-secret-0123456789abcdef";
 TEST_CASE("viewer: sign-in, filters, diff, 500 events scrolled, export, live with a cut stream, tenant isolation, CSP, in "
           "chromium",
           "[integration][viewer]") {
-  const auto tools = run_command("NODE_TOOLS='" + std::string(TRAIL_BIN_DIR) + "/../tools/node-tests' " + TRAIL_SOURCE_DIR +
-                                 "/scripts/node-tools.sh");
-  INFO(tools.out);
-  REQUIRE(tools.status == 0);
-  const std::string node = tools.out.substr(tools.out.rfind('\n', tools.out.size() - 2) + 1,
-                                            tools.out.size() - tools.out.rfind('\n', tools.out.size() - 2) - 2);
+  const std::string node = node_binary();
   broker b;
   b.reset_streams();
   const std::string dsn = fresh_database("trail_it_viewer");
@@ -64,7 +59,7 @@ TEST_CASE("viewer: sign-in, filters, diff, 500 events scrolled, export, live wit
   const int64_t issued = time(nullptr);
   using trail::issue_hs256_token;
   const std::string env =
-      "NODE_TOOLS='" + std::string(TRAIL_BIN_DIR) + "/../tools/node-tests' HTTP_PORT=" + std::to_string(t.http_port()) +
+      "NODE_TOOLS='" + node_tools_dir() + "' HTTP_PORT=" + std::to_string(t.http_port()) +
       " CHROMIUM=/usr/bin/chromium OUT='" + stack().stack_dir + "/viewer'" +
       " TOKEN_A='" + issue_hs256_token(kSecret, "viewer-a", {"acme"}, trail::scope_read | trail::scope_export, issued, 900) +
       "' TOKEN_W='" + issue_hs256_token(kSecret, "viewer-w", {"acme"}, trail::scope_write, issued, 900) +
