@@ -144,6 +144,32 @@ std::string csv_field(const std::string& v) {
   return out + "\"";
 }
 
+// ---- NATS ----
+
+struct nats_link {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  nats_link() = default;
+  nats_link(const nats_link&) = delete;
+  ~nats_link() {
+    if (js) jsCtx_Destroy(js);
+    if (nc) natsConnection_Destroy(nc);
+  }
+};
+
+// Connects (with `tune` adjusting the options first); false with a message on stderr.
+bool connect_nats(const settings& s, nats_link& l, const std::function<void(natsOptions*)>& tune = {}) {
+  natsOptions* o = nullptr;
+  natsOptions_Create(&o);
+  trail::set_servers(o, s.nats_url);
+  natsOptions_SetName(o, "trailctl");
+  if (tune) tune(o);
+  const bool up = natsConnection_Connect(&l.nc, o) == NATS_OK && natsConnection_JetStream(&l.js, l.nc, nullptr) == NATS_OK;
+  natsOptions_Destroy(o);
+  if (!up) std::fprintf(stderr, "trailctl: cannot connect to NATS at %s\n", s.nats_url.c_str());
+  return up;
+}
+
 using filter_list = std::vector<std::pair<std::string, std::string>>;
 
 // The API's list filters as flags (its parameter names; lists take commas:
@@ -174,14 +200,8 @@ int send_command(const settings& s, const std::vector<std::string>& events, cons
   if (bodies.empty())
     for (std::string line; std::getline(std::cin, line);)
       if (!line.empty()) bodies.push_back(line);
-  natsOptions* o = nullptr;
-  natsOptions_Create(&o);
-  trail::set_servers(o, s.nats_url);
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  const bool up = natsConnection_Connect(&nc, o) == NATS_OK && natsConnection_JetStream(&js, nc, nullptr) == NATS_OK;
-  natsOptions_Destroy(o);
-  if (!up) return fail("cannot connect to NATS at " + s.nats_url);
+  nats_link l;
+  if (!connect_nats(s, l)) return 1;
   int failures = 0;
   for (const auto& body : bodies) {
     trail::header_list h;
@@ -189,7 +209,7 @@ int send_command(const settings& s, const std::vector<std::string>& events, cons
       const auto colon = x.find(':');
       if (colon != std::string::npos) h.emplace_back(x.substr(0, colon), x.substr(colon + 1));
     }
-    const auto ack = trail::publish_and_wait(js, subject, body, h, msg_id.empty() ? nullptr : msg_id.c_str(), 10000);
+    const auto ack = trail::publish_and_wait(l.js, subject, body, h, msg_id.empty() ? nullptr : msg_id.c_str(), 10000);
     if (!ack.ok()) {
       ++failures;
       std::fprintf(stderr, "trailctl: not stored: %s\n", trail::nats_error_text(ack.status, ack.jerr));
@@ -197,8 +217,6 @@ int send_command(const settings& s, const std::vector<std::string>& events, cons
       std::printf("stored in the stream%s\n", ack.duplicate ? " (a duplicate of a message it holds)" : "");
     }
   }
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
   return failures ? 1 : 0;
 }
 
@@ -317,32 +335,6 @@ int verify_command(const settings& s, bool against_broker) {
   return 1;
 }
 
-
-// ---- NATS ----
-
-struct nats_link {
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  nats_link() = default;
-  nats_link(const nats_link&) = delete;
-  ~nats_link() {
-    if (js) jsCtx_Destroy(js);
-    if (nc) natsConnection_Destroy(nc);
-  }
-};
-
-// Connects (with `tune` adjusting the options first); false with a message on stderr.
-bool connect_nats(const settings& s, nats_link& l, const std::function<void(natsOptions*)>& tune = {}) {
-  natsOptions* o = nullptr;
-  natsOptions_Create(&o);
-  trail::set_servers(o, s.nats_url);
-  natsOptions_SetName(o, "trailctl");
-  if (tune) tune(o);
-  const bool up = natsConnection_Connect(&l.nc, o) == NATS_OK && natsConnection_JetStream(&l.js, l.nc, nullptr) == NATS_OK;
-  natsOptions_Destroy(o);
-  if (!up) std::fprintf(stderr, "trailctl: cannot connect to NATS at %s\n", s.nats_url.c_str());
-  return up;
-}
 
 // ---- client-side filters (tail) ----
 
@@ -610,19 +602,7 @@ bool read_dead_letter(jsCtx* js, const std::string& stream, uint64_t seq, dead_l
   out.seq = seq;
   out.time_ns = natsMsg_GetTime(m);
   out.body.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
-  const char** keys = nullptr;
-  int nkeys = 0;
-  if (natsMsgHeader_Keys(m, &keys, &nkeys) == NATS_OK) {
-    for (int i = 0; i < nkeys; ++i) {
-      const char** values = nullptr;
-      int nvalues = 0;
-      if (natsMsgHeader_Values(m, keys[i], &values, &nvalues) == NATS_OK) {
-        for (int j = 0; j < nvalues; ++j) out.headers.emplace_back(keys[i], values[j]);
-        std::free(static_cast<void*>(values));
-      }
-    }
-    std::free(static_cast<void*>(keys));
-  }
+  trail::read_headers(m, out.headers);
   natsMsg_Destroy(m);
   return true;
 }

@@ -118,6 +118,20 @@ size_t jetstream_source::settle_republishes(std::chrono::steady_clock::time_poin
   return lost.size();
 }
 
+void read_headers(natsMsg* m, header_list& out) {
+  const char** keys = nullptr;
+  int nkeys = 0;
+  if (natsMsgHeader_Keys(m, &keys, &nkeys) != NATS_OK) return;
+  for (int k = 0; k < nkeys; ++k) {
+    const char** values = nullptr;
+    int nvalues = 0;
+    if (natsMsgHeader_Values(m, keys[k], &values, &nvalues) != NATS_OK) continue;
+    for (int v = 0; v < nvalues; ++v) out.emplace_back(keys[k], values[v] ? values[v] : "");
+    free(values);
+  }
+  free(keys);
+}
+
 const char* nats_error_text(natsStatus s, jsErrCode jerr) {
   static thread_local std::string text;
   text = natsStatus_GetText(s);
@@ -572,18 +586,7 @@ void jetstream_source::fetch_loop() {
         in->stream_time_us = now;
       }
       if (in->delivered > 1) m.redeliveries.Increment();
-      const char** keys = nullptr;
-      int nkeys = 0;
-      if (natsMsgHeader_Keys(msg, &keys, &nkeys) == NATS_OK) {
-        for (int k = 0; k < nkeys; ++k) {
-          const char** values = nullptr;
-          int nvalues = 0;
-          if (natsMsgHeader_Values(msg, keys[k], &values, &nvalues) != NATS_OK) continue;
-          for (int v = 0; v < nvalues; ++v) in->headers.emplace_back(keys[k], values[v] ? values[v] : "");
-          free(values);
-        }
-        free(keys);
-      }
+      read_headers(msg, in->headers);
       in->header_wire_bytes = header_wire_size(in->headers);
       in->held_bytes = held_bytes_of(*in);
       gate_.acquire(1, in->held_bytes);

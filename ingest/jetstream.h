@@ -178,6 +178,9 @@ class jetstream_source final : public message_settlement {
 
 const char* nats_error_text(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0));
 
+// Appends every header of `m` to `out`: each value of each name, in order.
+void read_headers(natsMsg* m, header_list& out);
+
 // Sets the servers of `o` from nats.url: one URL or a comma-separated list
 // (natsOptions_SetURL takes only one; a cluster's nodes are given as a list).
 natsStatus set_servers(natsOptions* o, const std::string& urls);

@@ -1,5 +1,6 @@
 #include "tests/integration/harness.h"
 
+#include "ingest/jetstream.h"
 #include "integrity/verify.h"
 #include "sinks/event_reader.h"
 
@@ -197,22 +198,8 @@ std::vector<broker::stored> broker::read_stream(const std::string& stream, uint6
     for (int i = 0; i < list.Count; ++i) {
       natsMsg* m = list.Msgs[i];
       stored st{natsMsg_GetSubject(m), std::string(natsMsg_GetData(m), natsMsg_GetDataLength(m)), {}, {}};
-      const char** keys = nullptr;
-      int n = 0;
-      if (natsMsgHeader_Keys(m, &keys, &n) == NATS_OK) {
-        for (int k = 0; k < n; ++k) {
-          const char* v = nullptr;
-          natsMsgHeader_Get(m, keys[k], &v);
-          st.headers[keys[k]] = v ? v : "";
-          const char** values = nullptr;
-          int nv = 0;
-          if (natsMsgHeader_Values(m, keys[k], &values, &nv) == NATS_OK) {
-            for (int i = 0; i < nv; ++i) st.all_headers.emplace_back(keys[k], values[i] ? values[i] : "");
-            free(values);
-          }
-        }
-        free(keys);
-      }
+      trail::read_headers(m, st.all_headers);
+      for (const auto& [k, v] : st.all_headers) st.headers.emplace(k, v);  // the first value of each
       out.push_back(std::move(st));
     }
   };
@@ -276,6 +263,17 @@ command_result run_command(const std::string& cmd) {
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   const int status = pclose(p);
   return {WEXITSTATUS(status), out};
+}
+
+std::map<std::string, std::string> read_side_env(const std::string& dsn, const std::string& secret,
+                                                 const std::string& key_name) {
+  std::map<std::string, std::string> env = {{"TRAIL_API_PG_DSN", as_role(dsn, "trail_reader")},
+                                            {"TRAIL_API_JWT_HS256_SECRET", secret}};
+  if (!key_name.empty()) {
+    env.emplace("TRAIL_INTEGRITY_SIGNING_KEY_FILE", new_signing_key(key_name));
+    env.emplace("TRAIL_INTEGRITY_CHECKPOINT_INTERVAL_S", "1");
+  }
+  return env;
 }
 
 std::string node_tools_dir() { return std::string(TRAIL_BIN_DIR) + "/../tools/node-tests"; }

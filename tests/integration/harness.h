@@ -163,6 +163,11 @@ class tcp_proxy {
 std::string http_get(int port, const std::string& path, int* status = nullptr);
 // A new checkpoint signing key (`traild keygen`) under the stack directory; its path.
 std::string new_signing_key(const std::string& name);
+// traild's environment for a read-side test: the API reads as trail_reader,
+// takes HS256 tokens signed with `secret`, and, given a key name, a new key
+// signs checkpoints every second.
+std::map<std::string, std::string> read_side_env(const std::string& dsn, const std::string& secret,
+                                                 const std::string& key_name = "");
 // A shell command's exit status and its output (stdout and stderr together).
 struct command_result {
   int status;

@@ -25,11 +25,7 @@ TEST_CASE("mcp: the official SDK client over HTTP and stdio calls every tool and
   broker b;
   b.reset_streams();
   const std::string dsn = fresh_database("trail_it_mcp");
-  const std::string key = new_signing_key("it/mcp");
-  traild_process t(dsn, {{"TRAIL_API_PG_DSN", as_role(dsn, "trail_reader")},
-                         {"TRAIL_API_JWT_HS256_SECRET", kSecret},
-                         {"TRAIL_INTEGRITY_SIGNING_KEY_FILE", key},
-                         {"TRAIL_INTEGRITY_CHECKPOINT_INTERVAL_S", "1"}});
+  traild_process t(dsn, read_side_env(dsn, kSecret, "it/mcp"));
   t.start();
   const auto now = time(nullptr);
   const unsigned rw = trail::scope_read | trail::scope_write | trail::scope_export;
@@ -49,7 +45,7 @@ TEST_CASE("mcp: the official conformance runner's server scenarios pass with no 
   broker b;
   b.reset_streams();
   const std::string dsn = fresh_database("trail_it_mcp_conformance");
-  traild_process t(dsn, {{"TRAIL_API_PG_DSN", as_role(dsn, "trail_reader")}, {"TRAIL_API_JWT_HS256_SECRET", kSecret}});
+  traild_process t(dsn, read_side_env(dsn, kSecret));
   t.start();
   const std::string token =
       trail::issue_hs256_token(kSecret, "conformance", {"acme"}, trail::scope_read, time(nullptr), 900);

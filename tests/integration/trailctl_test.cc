@@ -32,11 +32,7 @@ TEST_CASE("trailctl: send, query in every form, get, diff and verify against a l
   broker b;
   b.reset_streams();
   const std::string dsn = fresh_database("trail_it_trailctl");
-  const std::string key = new_signing_key("it/trailctl");
-  traild_process t(dsn, {{"TRAIL_API_PG_DSN", as_role(dsn, "trail_reader")},
-                         {"TRAIL_API_JWT_HS256_SECRET", kSecret},
-                         {"TRAIL_INTEGRITY_SIGNING_KEY_FILE", key},
-                         {"TRAIL_INTEGRITY_CHECKPOINT_INTERVAL_S", "1"}});
+  traild_process t(dsn, read_side_env(dsn, kSecret, "it/trailctl"));
   t.start();
   const std::string token = trail::issue_hs256_token(kSecret, "cli", {"acme"}, trail::scope_read, time(nullptr), 600);
   const std::map<std::string, std::string> env = {{"TRAIL_API_URL", "http://127.0.0.1:" + std::to_string(t.http_port())},
@@ -142,11 +138,7 @@ TEST_CASE("trailctl: tail resumes without a gap after its connection is cut, exp
   broker b;
   b.reset_streams();
   const std::string dsn = fresh_database("trail_it_trailctl_tail");
-  const std::string key = new_signing_key("it/tail");
-  traild_process t(dsn, {{"TRAIL_API_PG_DSN", as_role(dsn, "trail_reader")},
-                         {"TRAIL_API_JWT_HS256_SECRET", kSecret},
-                         {"TRAIL_INTEGRITY_SIGNING_KEY_FILE", key},
-                         {"TRAIL_INTEGRITY_CHECKPOINT_INTERVAL_S", "1"}});
+  traild_process t(dsn, read_side_env(dsn, kSecret, "it/tail"));
   t.start();
   const std::string token =
       trail::issue_hs256_token(kSecret, "cli", {"acme"}, trail::scope_read | trail::scope_export, time(nullptr), 900);
