@@ -5,6 +5,8 @@
 #   scripts/stack.sh start   # idempotent: starts what is not running, writes $STACK_DIR/env
 #   scripts/stack.sh stop    # stops what this script started (by pid file)
 #   scripts/stack.sh status
+#   scripts/stack.sh sweep   # kills every process the test suite started under this stack (see below)
+#   scripts/stack.sh fresh   # sweep, destroy, start: the suite's first step, whatever a killed run left
 #   scripts/stack.sh restart-pg | stop-pg | start-pg | restart-nats | freeze-pg | thaw-pg   (fault tests use these)
 #
 # Environment:
@@ -23,6 +25,7 @@ STACK_DIR=${STACK_DIR:-$ROOT/.dev}
 PG_DB=${PG_DB:-trail}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 NATS_BIN=${NATS_BIN:-$(command -v nats-server || echo /usr/bin/nats-server)}
+STACK_DIR_GIVEN=$STACK_DIR
 mkdir -p "$STACK_DIR"
 STACK_DIR=$(cd "$STACK_DIR" && pwd)
 
@@ -167,6 +170,25 @@ stop_nats() {
   kill -9 "$pid" 2>/dev/null || true
 }
 
+# Every process the test programs start carries TRAILTEST_STACK=<stack dir>
+# in its environment (tests/integration/children.h), and so does whatever
+# those start in turn. The harness kills them itself; this finds whatever
+# escaped it (a test killed by SIGKILL mid-start, a grandchild of a shell),
+# so that one broken test cannot leave a traild consuming the next one's
+# messages.
+sweep() {
+  local env pid n=0 self=$$
+  for env in /proc/[0-9]*/environ; do
+    pid=${env#/proc/}; pid=${pid%/environ}
+    [ "$pid" = "$self" ] && continue
+    if { tr '\0' '\n' <"$env"; } 2>/dev/null |
+      grep -qxF -e "TRAILTEST_STACK=$STACK_DIR" -e "TRAILTEST_STACK=$STACK_DIR_GIVEN"; then
+      kill -9 "$pid" 2>/dev/null && n=$((n + 1))
+    fi
+  done
+  [ "$n" = 0 ] || log "killed $n process(es) left behind by tests"
+}
+
 write_env() {
   cat >"$STACK_DIR/env" <<ENV
 TRAIL_NATS_URL=nats://127.0.0.1:$NATS_PORT
@@ -192,6 +214,11 @@ case "${1:-}" in
     p=$(nats_pid); pid_alive "$p" && echo "nats-server running (pid $p, port $NATS_PORT)" || echo "nats-server stopped"
     p=$(pg_pid); pid_alive "$p" && echo "postgres running (pid $p, port $PG_PORT)" || echo "postgres stopped"
     ;;
-  destroy) stop_pg; stop_nats; rm -rf "$STACK_DIR" "$PG_DIR" ;;
-  *) echo "usage: $0 start|stop|status|stop-pg|start-pg|restart-pg|freeze-pg|thaw-pg|stop-nats|start-nats|restart-nats|destroy" >&2; exit 2 ;;
+  sweep) sweep ;;
+  # A frozen server (a test that died between freeze and thaw) is thawed first, so that it can stop.
+  destroy) sweep; signal_pg CONT; stop_pg; stop_nats; rm -rf "$STACK_DIR" "$PG_DIR" ;;
+  fresh)
+    sweep; signal_pg CONT; stop_pg; stop_nats; rm -rf "$STACK_DIR" "$PG_DIR"
+    exec env STACK_DIR="$STACK_DIR_GIVEN" "$0" start ;;
+  *) echo "usage: $0 start|stop|status|sweep|fresh|stop-pg|start-pg|restart-pg|freeze-pg|thaw-pg|stop-nats|start-nats|restart-nats|destroy" >&2; exit 2 ;;
 esac

@@ -32,7 +32,7 @@ TEST_CASE("15. a 3-node JetStream cluster and 3 traild replicas: one traild SIGK
   // Half before the replicas start, half while one of them is killed.
   workload w = publish_workload(b, 100000, 0);
   for (auto& r : replicas) r->start();
-  std::thread second([&] {
+  std::jthread second([&] {  // joined on every exit, a failed assertion too
     workload more = publish_workload(b, 100000, 1000000);
     w.valid_request_ids.insert(more.valid_request_ids.begin(), more.valid_request_ids.end());
     w.invalid_bodies.insert(more.invalid_bodies.begin(), more.invalid_bodies.end());

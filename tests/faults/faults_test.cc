@@ -69,7 +69,7 @@ TEST_CASE("1. SIGKILL in the middle of the stream, three times", "[faults]") {
   INFO("traild log: " << t.log_path());
   REQUIRE(wait_drained(b, w.invalid_bodies.size(), 240000));
   db check(dsn);
-  CHECK(wait_until([&] { return check.count("SELECT count(*) FROM audit.outbox") == 0; }, 60000));
+  CHECK(wait_until([&] { return check.count_or_error("SELECT count(*) FROM audit.outbox") == 0; }, 60000));
   // Events republished before a kill and found again on the dedupe path after
   // it may be republished twice if that is longer ago than the committed
   // stream's duplicate window: same event, same (tenant, sequence).
@@ -81,7 +81,7 @@ TEST_CASE("2. SIGKILL exactly between COMMIT and ack", "[faults]") {
   auto& [b, dsn, w] = sc;
   {
     traild_process crashing(dsn, {{"TRAIL_FAILPOINTS", "crash_after_commit=3"}, {"TRAIL_NATS_ACK_WAIT_S", "10"}});
-    crashing.start(false);
+    crashing.start(start_wait::nothing);
     REQUIRE(wait_until([&] { return !crashing.running(); }, 60000));
   }
   const int64_t committed_before_restart = stored_events(dsn);
@@ -105,7 +105,7 @@ TEST_CASE("3. PostgreSQL stopped for 30 s in the middle of the stream", "[faults
   t.start();
   INFO("traild log: " << t.log_path());
   REQUIRE(wait_stored(dsn, 3000, 60000));
-  stack_action("stop-pg");
+  stack_outage pg_down("stop-pg", "start-pg");  // put back even if the test fails
   const auto outage_start = std::chrono::steady_clock::now();
   // traild reports not-ready and keeps its memory bounded while it waits.
   CHECK(wait_until([&] { int s = 0; http_get(t.http_port(), "/readyz", &s); return s == 503; }, 10000));
@@ -113,9 +113,9 @@ TEST_CASE("3. PostgreSQL stopped for 30 s in the middle of the stream", "[faults
   CHECK(t.running());
   CHECK(t.metric("trail_inflight_events") <= 20000);
   CHECK(t.metric("trail_events_dead_lettered_total") <= static_cast<double>(w.invalid_bodies.size()));
-  stack_action("start-pg");
+  pg_down.restore();
   REQUIRE(wait_drained(b, w.invalid_bodies.size(), 120000));
-  CHECK(wait_until([&] { int s = 0; http_get(t.http_port(), "/readyz", &s); return s == 200; }, 10000));
+  CHECK(wait_until([&] { int s = 0; http_get(t.http_port(), "/readyz", &s); return s == 200; }, 30000));
   CHECK(t.metric("trail_redeliveries_total") == 0);
   sc.finish(t);
 }
@@ -199,7 +199,7 @@ TEST_CASE("7. overload: publishers 5x faster than a slowed sink for 60 s", "[fau
                          {"TRAIL_PG_TXN_MAX_EVENTS", "100"}});
   t.start();
   INFO("traild log: " << t.log_path());
-  std::thread publisher([&] {
+  std::jthread publisher([&] {  // joined on every exit, a failed assertion too
     broker pb;
     w = publish_workload(pb, 120000, 0, 67, 2000);
   });

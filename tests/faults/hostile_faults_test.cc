@@ -61,11 +61,11 @@ TEST_CASE("10. PostgreSQL black-holed (frozen): not ready, SIGTERM within the de
     INFO("traild log: " << t.log_path());
     REQUIRE(wait_until([&] { return stored_events(dsn) >= 3000; }, 60000));
     // Every PostgreSQL process stopped: connections stay open, nothing answers.
-    stack_action("freeze-pg");
+    stack_outage frozen("freeze-pg", "thaw-pg");  // thawed even if the test fails
     const bool not_ready = wait_until([&] { int s = 0; http_get(t.http_port(), "/readyz", &s); return s == 503; }, 20000);
     int status = 0;
     const auto took = timed_stop(t, &status);
-    stack_action("thaw-pg");
+    frozen.restore();
     CHECK(not_ready);
     INFO("SIGTERM took " << took.count() << " ms");
     CHECK(status >= 0);  // exited by itself, not killed by the harness
@@ -182,7 +182,7 @@ TEST_CASE("13. republishes never confirmed before traild stops are republished f
     traild_process other(dsn, {{"TRAIL_NATS_OUTBOX_RECONCILE_AFTER_S", "1"}});
     again.start();
     other.start();
-    REQUIRE(wait_until([&] { return db(dsn).count("SELECT count(*) FROM audit.outbox") == 0; }, 60000));
+    REQUIRE(wait_until([&] { return count_now(dsn, "SELECT count(*) FROM audit.outbox") == 0; }, 60000));
     const double a = again.metric("trail_outbox_republished_total"), o = other.metric("trail_outbox_republished_total");
     INFO("republished from the table: " << a << " + " << o);
     CHECK(a + o == static_cast<double>(w.valid_events));  // every event once, no row taken twice

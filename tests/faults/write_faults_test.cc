@@ -71,7 +71,7 @@ TEST_CASE("14. synchronous writes with the broker down (503), then PostgreSQL do
 
   // The broker is down: nothing can be handed over, and the caller hears so
   // at once (503), not after a timeout.
-  stack_action("stop-nats");
+  stack_outage nats_down("stop-nats", "start-nats");  // put back even if the test fails
   {
     const auto t0 = std::chrono::steady_clock::now();
     const answer a = post(port, "/v1/tenants/acme/events", writer, event("w-broker"));
@@ -82,7 +82,7 @@ TEST_CASE("14. synchronous writes with the broker down (503), then PostgreSQL do
     REQUIRE(batch.status == 200);
     CHECK(batch.json["results"][0]["status"].GetInt() == 503);
   }
-  stack_action("start-nats");
+  nats_down.restore();
   // Retried with the same ids until the broker is back: one 201 each.
   for (const std::string id : {"w-broker", "w-broker-batch"}) {
     int status = 0;
@@ -95,12 +95,12 @@ TEST_CASE("14. synchronous writes with the broker down (503), then PostgreSQL do
   // PostgreSQL is down: the broker takes the event, its commit cannot be
   // seen (504: retry to learn the sequence); a retry during the outage is
   // not a second event.
-  stack_action("stop-pg");
+  stack_outage pg_down("stop-pg", "start-pg");
   const answer pending = post(port, "/v1/tenants/acme/events", writer, event("w-db"));
   CHECK(pending.status == 504);
   CHECK(std::string(pending.json["code"].GetString()) == "commit_pending");
   CHECK(post(port, "/v1/tenants/acme/events", writer, event("w-db")).status == 504);
-  stack_action("start-pg");
+  pg_down.restore();
   answer done;
   REQUIRE(wait_until([&] {
     done = post(port, "/v1/tenants/acme/events", writer, event("w-db"));

@@ -11,7 +11,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,6 +58,19 @@ std::string fresh_database(const std::string& name) {
 
 // ---- db ----
 
+int64_t count_now(const std::string& dsn, const std::string& sql) {
+  PGconn* c = PQconnectdb(dsn.c_str());
+  int64_t n = -1;
+  if (PQstatus(c) == CONNECTION_OK) {
+    PGresult* r = PQexec(c, sql.c_str());
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 1 && !PQgetisnull(r, 0, 0))
+      n = std::strtoll(PQgetvalue(r, 0, 0), nullptr, 10);
+    PQclear(r);
+  }
+  PQfinish(c);
+  return n;
+}
+
 db::db(const std::string& dsn) : conn_(PQconnectdb(dsn.c_str())) {
   if (PQstatus(conn_) != CONNECTION_OK) FAIL("cannot connect to " << dsn << ": " << PQerrorMessage(conn_));
   PQclear(PQexec(conn_, "SET client_min_messages = warning"));
@@ -81,6 +93,15 @@ std::vector<std::vector<std::string>> db::query(const std::string& sql) {
   }
   PQclear(r);
   return rows;
+}
+
+int64_t db::count_or_error(const std::string& sql) {
+  PGresult* r = PQexec(conn_, sql.c_str());
+  int64_t n = -1;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 1 && !PQgetisnull(r, 0, 0))
+    n = std::strtoll(PQgetvalue(r, 0, 0), nullptr, 10);
+  PQclear(r);
+  return n;
 }
 
 std::string db::scalar(const std::string& sql) {
@@ -172,8 +193,14 @@ uint64_t broker::stream_messages(const std::string& stream) {
 }
 
 std::pair<uint64_t, uint64_t> broker::consumer_backlog(const std::string& stream, const std::string& consumer) {
+  const auto backlog = backlog_now(stream, consumer);
+  if (!backlog) FAIL("the consumer " << stream << "/" << consumer << " does not exist, or the broker does not answer");
+  return *backlog;
+}
+
+std::optional<std::pair<uint64_t, uint64_t>> broker::backlog_now(const std::string& stream, const std::string& consumer) {
   jsConsumerInfo* ci = nullptr;
-  REQUIRE(js_GetConsumerInfo(&ci, js_, stream.c_str(), consumer.c_str(), nullptr, nullptr) == NATS_OK);
+  if (js_GetConsumerInfo(&ci, js_, stream.c_str(), consumer.c_str(), nullptr, nullptr) != NATS_OK) return std::nullopt;
   std::pair<uint64_t, uint64_t> out{ci->NumPending, static_cast<uint64_t>(ci->NumAckPending)};
   jsConsumerInfo_Destroy(ci);
   return out;
@@ -218,10 +245,7 @@ std::vector<broker::stored> broker::read_stream(const std::string& stream, uint6
   return out;
 }
 
-int64_t stored_events(const std::string& dsn) {
-  db d(dsn);
-  return d.count("SELECT count(*) FROM audit.events");
-}
+int64_t stored_events(const std::string& dsn) { return count_now(dsn, "SELECT count(*) FROM audit.events"); }
 
 std::string file_text(const std::string& path) {
   std::ifstream in(path);
@@ -252,17 +276,6 @@ std::string new_signing_key(const std::string& name) {
   REQUIRE(std::system(("rm -f " + path + " " + path + ".pub && " + TRAIL_BIN_DIR + "/traild keygen --name " + name +
                        " --out " + path + " >/dev/null").c_str()) == 0);
   return path;
-}
-
-command_result run_command(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
 }
 
 std::map<std::string, std::string> read_side_env(const std::string& dsn, const std::string& secret,
@@ -402,59 +415,80 @@ traild_process::traild_process(const std::string& pg_dsn, std::map<std::string, 
 }
 
 traild_process::~traild_process() {
+  // During unwinding from a failed assertion too: never leave it running.
   if (running()) stop();
 }
 
-void traild_process::start(bool wait_healthy) {
-  std::vector<std::string> env_strings;
+void traild_process::start(start_wait wait) {
+  REQUIRE_FALSE(running());
+  spawn_options opt;
   for (char** e = environ; *e; ++e)
-    if (std::string(*e).rfind("TRAIL_", 0) != 0) env_strings.emplace_back(*e);
-  for (const auto& [k, v] : env_) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::string bin = std::string(TRAIL_BIN_DIR) + "/traild";
-  char* argv[] = {bin.data(), const_cast<char*>("run"), nullptr};
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  REQUIRE(posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv, envp.data()) == 0);
-  posix_spawn_file_actions_destroy(&fa);
-  // Started = /healthz answers.
-  if (wait_healthy) REQUIRE(wait_until([&] { return !http_get(http_port_, "/healthz").empty(); }, 15000));
+    if (std::string(*e).rfind("TRAIL_", 0) != 0) opt.env.emplace_back(*e);
+  for (const auto& [k, v] : env_) opt.env.push_back(k + "=" + v);
+  opt.argv = {std::string(TRAIL_BIN_DIR) + "/traild", "run"};
+  opt.stderr_path = log_path_;
+  exit_status_ = -1;
+  pid_ = spawn_child(opt);
+  switch (wait) {
+    case start_wait::ready:
+      wait_ready();
+      break;
+    case start_wait::listening: {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (http_get(http_port_, "/healthz").empty()) {
+        if (!running()) FAIL("traild exited (status " << exit_status_ << ") before it listened; its log ends:\n" << log_tail());
+        if (std::chrono::steady_clock::now() > deadline)
+          FAIL("traild's /healthz did not answer within 60 s; its log ends:\n" << log_tail());
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      break;
+    }
+    case start_wait::nothing:
+      break;
+  }
+}
+
+void traild_process::wait_ready(int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string said = "(no answer)";
+  for (;;) {
+    if (!running()) FAIL("traild exited (status " << exit_status_ << ") before it was ready; its log ends:\n" << log_tail());
+    int status = 0;
+    const std::string body = http_get(http_port_, "/readyz", &status);
+    if (status == 200) return;
+    if (!body.empty()) said = body;
+    if (std::chrono::steady_clock::now() > deadline)
+      FAIL("traild was not ready within " << timeout_ms / 1000 << " s (waited for /readyz 200: NATS connected, the "
+           "consumer fetching, every writer connected); /readyz last said " << said << "; its log ends:\n" << log_tail());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+std::string traild_process::log_tail() const {
+  std::string text = file_text(log_path_);
+  if (text.size() > 8192) text = "…" + text.substr(text.size() - 8192);
+  return text;
 }
 
 bool traild_process::running() {
   if (pid_ <= 0) return false;
-  int status = 0;
-  if (waitpid(pid_, &status, WNOHANG) == pid_) {
-    pid_ = -1;
-    return false;
-  }
-  return true;
+  const int code = reap_child(pid_);
+  if (code < 0) return true;
+  exit_status_ = code;
+  pid_ = -1;
+  return false;
 }
 
 int traild_process::stop(int timeout_ms) {
   if (pid_ <= 0) return -1;
-  ::kill(pid_, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  int status = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  kill9();
-  return -1;
+  const int code = end_child(pid_, timeout_ms);
+  pid_ = -1;
+  return code;
 }
 
 void traild_process::kill9() {
   if (pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);
-  waitpid(pid_, nullptr, 0);
+  kill_child(pid_);
   pid_ = -1;
 }
 
@@ -469,7 +503,12 @@ std::string http_get(int port, const std::string& path, int* status) {
 }
 
 double traild_process::metric(const std::string& name) {
-  const std::string body = http_get(metrics_port_, "/metrics");
+  // A busy machine may be slow to answer: a few tries before "unreachable".
+  std::string body;
+  for (int attempt = 0; attempt < 3 && body.empty(); ++attempt) {
+    if (attempt) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    body = http_get(metrics_port_, "/metrics");
+  }
   if (body.empty()) return -1;
   double total = 0;
   size_t pos = 0;
@@ -491,9 +530,27 @@ int64_t traild_process::peak_rss_bytes() {
   return -1;
 }
 
-void stack_action(const std::string& action) {
+namespace {
+int run_stack_action(const std::string& action) {
   const std::string cmd = "STACK_DIR='" + stack().stack_dir + "' " + TRAIL_SOURCE_DIR + "/scripts/stack.sh " + action + " 2>/dev/null";
-  REQUIRE(std::system(cmd.c_str()) == 0);
+  return std::system(cmd.c_str());
+}
+}  // namespace
+
+void stack_action(const std::string& action) { REQUIRE(run_stack_action(action) == 0); }
+
+stack_outage::stack_outage(const std::string& take, std::string restore_action)
+    : restore_action_(std::move(restore_action)) {
+  stack_action(take);
+}
+
+stack_outage::~stack_outage() {
+  if (!restored_) run_stack_action(restore_action_);  // no assertion while unwinding
+}
+
+void stack_outage::restore() {
+  restored_ = true;
+  stack_action(restore_action_);
 }
 
 bool wait_until(const std::function<bool()>& done, int timeout_ms) {
@@ -579,25 +636,16 @@ nats_cluster::nats_cluster() : dir_(stack().stack_dir + "/cluster") {
 }
 
 nats_cluster::~nats_cluster() {
-  for (int i = 0; i < 3; ++i)
-    if (pid_[i] > 0) {
-      ::kill(pid_[i], SIGKILL);
-      waitpid(pid_[i], nullptr, 0);
-    }
+  for (int i = 0; i < 3; ++i) kill_child(pid_[i]);
 }
 
 void nats_cluster::start(int node) {
   const std::string conf = dir_ + "/n" + std::to_string(node) + ".conf";
   const std::string log = dir_ + "/n" + std::to_string(node) + ".log";
-  std::string bin = "/usr/sbin/nats-server";
-  std::string c = "-c";
-  char* argv[] = {bin.data(), c.data(), const_cast<char*>(conf.c_str()), nullptr};
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  REQUIRE(posix_spawn(&pid_[node], bin.c_str(), &fa, nullptr, argv, environ) == 0);
-  posix_spawn_file_actions_destroy(&fa);
+  spawn_options opt;
+  opt.argv = {"/usr/sbin/nats-server", "-c", conf};
+  opt.stderr_path = log;
+  pid_[node] = spawn_child(opt);
   const int port = client_port_[node];
   REQUIRE(wait_until(
       [port] {
@@ -615,8 +663,7 @@ void nats_cluster::start(int node) {
 
 void nats_cluster::stop(int node) {
   if (pid_[node] <= 0) return;
-  ::kill(pid_[node], SIGTERM);
-  waitpid(pid_[node], nullptr, 0);
+  end_child(pid_[node], 30000);
   pid_[node] = -1;
 }
 

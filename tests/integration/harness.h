@@ -12,9 +12,12 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <string>
 #include <vector>
+
+#include "tests/integration/children.h"
 
 namespace trail::test {
 
@@ -38,6 +41,8 @@ class db {
   std::vector<std::vector<std::string>> query(const std::string& sql);
   std::string scalar(const std::string& sql);
   int64_t count(const std::string& sql) { return std::stoll(scalar(sql)); }
+  // For polls: an error is "not yet" (-1), not a failed test.
+  int64_t count_or_error(const std::string& sql);
 
  private:
   PGconn* conn_;
@@ -60,8 +65,12 @@ class broker {
                const std::vector<std::pair<std::string, std::string>>& headers = {});
   void wait_published();
   uint64_t stream_messages(const std::string& stream);
-  // num_pending and num_ack_pending of a durable consumer.
+  // num_pending and num_ack_pending of a durable consumer; fails the test if
+  // the consumer does not exist.
   std::pair<uint64_t, uint64_t> consumer_backlog(const std::string& stream, const std::string& consumer);
+  // The same for polls: nothing while the consumer does not exist (yet) or
+  // the broker does not answer.
+  std::optional<std::pair<uint64_t, uint64_t>> backlog_now(const std::string& stream, const std::string& consumer);
   // Every message of a stream, in order (data and headers).
   struct stored {
     std::string subject;
@@ -97,18 +106,33 @@ class nats_cluster {
 // `dsn` (a postgresql://postgres@… URL of the test stack) as another role.
 std::string as_role(const std::string& dsn, const std::string& role);
 
-// traild as a child process, configured through TRAIL_* variables. It
-// connects to PostgreSQL as trail_ingest, as a deployment does.
+// What traild_process::start waits for.
+enum class start_wait {
+  ready,      // /readyz answers 200: connected to NATS, the durable consumer
+              // bound and fetching, every PostgreSQL writer connected
+  listening,  // /healthz answers: for a traild that cannot become ready (a
+              // server is down on purpose) but must serve HTTP
+  nothing,    // a process meant to exit at once
+};
+
+// traild as a child process (children.h: it dies with the test), configured
+// through TRAIL_* variables. It connects to PostgreSQL as trail_ingest, as a
+// deployment does.
 class traild_process {
  public:
   traild_process(const std::string& pg_dsn, std::map<std::string, std::string> extra_env = {});
   ~traild_process();
-  // Spawns traild; waits for /healthz unless told not to (a process meant to crash).
-  void start(bool wait_healthy = true);
+  // Spawns traild and waits as told; fails the test, with the reason and
+  // the end of traild's log, if it exits first or the wait times out.
+  void start(start_wait wait = start_wait::ready);
+  // Waits until /readyz answers 200 (at most `timeout_ms`), as start does.
+  void wait_ready(int timeout_ms = 90000);
   // SIGTERM and wait; returns the exit status (or -1 on timeout, after SIGKILL).
   int stop(int timeout_ms = 30000);
   void kill9();
   bool running();
+  // The last lines of its log (at most 8 KiB), for failure messages.
+  std::string log_tail() const;
   int http_port() const { return http_port_; }
   int metrics_port() const { return metrics_port_; }
   pid_t pid() const { return pid_; }
@@ -121,13 +145,18 @@ class traild_process {
  private:
   std::map<std::string, std::string> env_;
   pid_t pid_ = -1;
+  int exit_status_ = -1;  // of the last run, once reaped
   int http_port_ = 0;
   int metrics_port_ = 0;
   std::string log_path_;
 };
 
-// Events stored in a database (audit.events).
+// Events stored in a database (audit.events); -1 when the database does not
+// answer, so that polls may call it while PostgreSQL restarts.
 int64_t stored_events(const std::string& dsn);
+// One count(*)-like scalar for polls: -1 when the database does not answer
+// or the statement fails (say, during a restart).
+int64_t count_now(const std::string& dsn, const std::string& sql);
 // Follows every tenant's hash chain in the database (integrity/verify.h):
 // "" when each tenant's events are 1..N, each link recomputes, and the
 // tenant's head holds the last link; otherwise what is wrong, first tenant first.
@@ -168,19 +197,30 @@ std::string new_signing_key(const std::string& name);
 // signs checkpoints every second.
 std::map<std::string, std::string> read_side_env(const std::string& dsn, const std::string& secret,
                                                  const std::string& key_name = "");
-// A shell command's exit status and its output (stdout and stderr together).
-struct command_result {
-  int status;
-  std::string out;
-};
-command_result run_command(const std::string& cmd);
 // The pinned Node test tools (scripts/node-tools.sh, fetched on first use):
 // their directory, and the Node 22 binary.
 std::string node_tools_dir();
 std::string node_binary();
 // Runs scripts/stack.sh with an action on the test stack (stop-pg, start-pg, restart-nats, …).
 void stack_action(const std::string& action);
-// Polls `done` every 100 ms until it is true or `timeout_ms` passes.
+
+// A server taken away for a scenario (stop-pg, freeze-pg, stop-nats) and put
+// back by restore(), or by the destructor if the test fails first, so that
+// one failed scenario never leaves the next one without its servers.
+class stack_outage {
+ public:
+  stack_outage(const std::string& take, std::string restore_action);
+  ~stack_outage();
+  void restore();
+
+ private:
+  std::string restore_action_;
+  bool restored_ = false;
+};
+
+// Polls `done` every 100 ms until it is true or `timeout_ms` passes. `done`
+// must not assert (a REQUIRE that throws inside a poll turns "not yet" into
+// "failed"): use the *_now / *_or_error helpers, which answer "not yet".
 bool wait_until(const std::function<bool()>& done, int timeout_ms);
 
 }  // namespace trail::test

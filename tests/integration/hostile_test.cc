@@ -133,7 +133,7 @@ TEST_CASE("hostile: an event re-sent with another time, or none, is stored and r
   // No `time`: the broker's receive time is the occurred_at, different for each copy.
   b.publish("audit.events", event("resent-1", "t1"));
   b.wait_published();
-  REQUIRE(wait_until([&] { return d.count("SELECT count(*) FROM audit.events") == 1; }, 20000));
+  REQUIRE(wait_until([&] { return d.count_or_error("SELECT count(*) FROM audit.events") == 1; }, 30000));
   std::this_thread::sleep_for(50ms);
   b.publish("audit.events", event("resent-1", "t1"));
   b.publish("audit.events", event("resent-1", "t1", R"("time":"2026-01-02T03:04:05Z",)"));
@@ -162,7 +162,7 @@ TEST_CASE("hostile: a missing head row stops the writer loudly instead of repeat
     t.start();
     for (int i = 0; i < 10; ++i) b.publish("audit.events", event("first-" + std::to_string(i), "t1"));
     b.wait_published();
-    REQUIRE(wait_until([&] { return d.count("SELECT count(*) FROM audit.events") == 10; }, 20000));
+    REQUIRE(wait_until([&] { return d.count_or_error("SELECT count(*) FROM audit.events") == 10; }, 30000));
     CHECK(t.stop() == 0);
   }
   // A restore, a failover to a lagging standby or a stray DELETE loses the head.
@@ -243,7 +243,7 @@ TEST_CASE("hostile: starting Trail never weakens an operator's streams, and an u
   c.SubjectsLen = 1;
   REQUIRE(js_AddStream(nullptr, b.js(), &c, nullptr, nullptr) == NATS_OK);
   traild_process t(dsn);
-  t.start(false);
+  t.start(start_wait::nothing);
   REQUIRE(wait_until([&] { return !t.running(); }, 15000));
   const std::string log = file_text(t.log_path());
   CHECK_THAT(log, Catch::Contains("not usable by Trail") && Catch::Contains("audit.dlq"));
@@ -384,7 +384,7 @@ TEST_CASE("hostile: the last delivery is tried, and one nak'ed at shutdown is de
                            {"TRAIL_FAILPOINTS", "commit_delay_ms=8000"}});
     t.start();
     INFO("traild log: " << t.log_path());
-    REQUIRE(wait_until([&] { auto [p, a] = b.consumer_backlog("AUDIT", "trail-ingest"); return p == 0 && a == 1; }, 20000));
+    REQUIRE(wait_until([&] { const auto backlog = b.backlog_now("AUDIT", "trail-ingest"); return backlog && backlog->first == 0 && backlog->second == 1; }, 30000));
     std::this_thread::sleep_for(1s);  // in its (delayed) transaction now
     t.stop();
   }
@@ -446,10 +446,10 @@ TEST_CASE("hostile: a flood of tenant ids is bounded in writer memory, and all o
   t.start();
   INFO("traild log: " << t.log_path());
   const int kTenants = 3000;
-  std::atomic<bool> done{false};
   double peak_known = 0, peak_pending = 0;
-  std::thread sampler([&] {
-    while (!done) {
+  // Asked to stop and joined on every exit, a failed assertion too.
+  std::jthread sampler([&](std::stop_token stop) {
+    while (!stop.stop_requested()) {
       peak_known = std::max(peak_known, t.metric("trail_writer_known_tenants{writer=\"0\"}"));
       peak_pending = std::max(peak_pending, t.metric("trail_batcher_pending_events"));
       std::this_thread::sleep_for(20ms);
@@ -458,7 +458,7 @@ TEST_CASE("hostile: a flood of tenant ids is bounded in writer memory, and all o
   for (int i = 0; i < kTenants; ++i) b.publish("audit.events", event("flood-" + std::to_string(i), "random-" + std::to_string(i)));
   b.wait_published();
   REQUIRE(wait_drained(b, 0, 60000));
-  done = true;
+  sampler.request_stop();
   sampler.join();
   // Batchers are one per writer whatever the number of tenants: no per-tenant
   // actor or map outlives a transaction; the writers' tenant caches are capped.
@@ -492,8 +492,9 @@ TEST_CASE("hostile: headers count against the in-flight bound, so huge headers c
   double peak_inflight = 0;
   REQUIRE(wait_until([&] {
     peak_inflight = std::max(peak_inflight, t.metric("trail_inflight_bytes"));
-    auto [pending, ack_pending] = b.consumer_backlog("AUDIT", "trail-ingest");
-    return pending == 0 && ack_pending == 0 && b.stream_messages("AUDIT_DLQ") >= static_cast<uint64_t>(kMessages);
+    const auto backlog = b.backlog_now("AUDIT", "trail-ingest");
+    return backlog && backlog->first == 0 && backlog->second == 0 &&
+           b.stream_messages("AUDIT_DLQ") >= static_cast<uint64_t>(kMessages);
   }, 180000));
   const int64_t peak = t.peak_rss_bytes();
   INFO("peak RSS " << peak / (1024 * 1024) << " MiB, peak in-flight bytes " << peak_inflight);

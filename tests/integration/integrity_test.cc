@@ -60,14 +60,10 @@ std::string random_number(std::mt19937_64& rng) {
 // ("<tenant> <sequence> <sha256 of Trail's canonical bytes>" per row).
 std::string independent_check(const std::string& dsn, const std::string& expected_path, int& status) {
   const std::string check = std::string("/usr/bin/python3 ") + TRAIL_SOURCE_DIR + "/tests/integrity/canonical_check.py '" +
-                            dsn + "' " + expected_path + " 2>&1";
-  FILE* p = popen(check.c_str(), "r");
-  REQUIRE(p);
-  std::string report;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) report += buf;
-  status = pclose(p);
-  return report;
+                            dsn + "' " + expected_path;
+  auto r = run_command(check);
+  status = r.status;
+  return std::move(r.out);
 }
 
 std::string sha256_hex(const std::string& bytes) {

@@ -16,16 +16,11 @@ using namespace trail::test;
 
 namespace {
 
-// Runs a shell command; returns its exit status and its standard output.
+// Runs a command as the harness does (children.h); its exit status and output.
 int run(const std::string& cmd, std::string& out) {
-  out.clear();
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  auto r = run_command(cmd);
+  out = std::move(r.out);
+  return r.status;
 }
 
 std::string slurp(const std::string& path) {

@@ -344,7 +344,7 @@ TEST_CASE("roles: the reader sees one tenant even without a tenant predicate, an
     admin.query("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'trail_it_plain') THEN CREATE ROLE trail_it_plain LOGIN; END IF; END $$");
     admin.query("GRANT trail_reader TO trail_it_plain");
     traild_process t(as_role(dsn, "trail_it_plain"));
-    t.start(false);
+    t.start(start_wait::nothing);
     REQUIRE(wait_until([&] { return !t.running(); }, 20000));
     CHECK_THAT(file_text(t.log_path()), Catch::Contains("BYPASSRLS"));
   }
@@ -355,7 +355,7 @@ TEST_CASE("traild refuses to serve queries through a role that bypasses row-leve
   b.reset_streams();
   const std::string dsn = fresh_database("trail_it_bypass");
   traild_process t(dsn, {{"TRAIL_API_PG_DSN", dsn}, {"TRAIL_API_JWT_HS256_SECRET", kSecret}});
-  t.start(false);
+  t.start(start_wait::nothing);
   REQUIRE(wait_until([&] { return !t.running(); }, 20000));
   CHECK_THAT(file_text(t.log_path()), Catch::Contains("bypasses row-level security"));
 }
@@ -499,7 +499,7 @@ TEST_CASE("paging misses nothing and repeats nothing while 10,000 events arrive"
 
   // Newer events (current time) arrive while both walks run.
   std::atomic<bool> publishing{true};
-  std::thread publisher([&] {
+  std::jthread publisher([&] {  // joined on every exit, a failed assertion too
     broker b2;
     for (int n = 0; n < 10000; ++n) {
       b2.publish("audit.events", R"({"tenant_id":"acme","action":"live","actor":{"type":"user","id":"l"},)"
@@ -633,7 +633,7 @@ TEST_CASE("meta-audit: reads and refusals are recorded in the tenant read, and a
   REQUIRE(list.status == 200);
   CHECK(get(port, "/v1/tenants/acme/events", token({"globex"}, trail::scope_read)).status == 403);
   db check(dsn);
-  REQUIRE(wait_until([&] { return check.count("SELECT count(*) FROM audit.events WHERE category = 'CATEGORY_AUDIT_ACCESS'") == 2; }, 10000));
+  REQUIRE(wait_until([&] { return check.count_or_error("SELECT count(*) FROM audit.events WHERE category = 'CATEGORY_AUDIT_ACCESS'") == 2; }, 10000));
   auto rows = check.query("SELECT action, actor_id, actor_type, outcome_status, metadata->>'rows', metadata->>'query', request_id "
                           "FROM audit.events WHERE tenant_id = 'acme' AND category = 'CATEGORY_AUDIT_ACCESS' ORDER BY action");
   REQUIRE(rows.size() == 2);
@@ -648,11 +648,11 @@ TEST_CASE("meta-audit: reads and refusals are recorded in the tenant read, and a
   CHECK(rows[1][6] == list.request_id);
 
   // With the broker away, a required record cannot be made: the read is refused.
-  stack_action("stop-nats");
+  stack_outage nats_down("stop-nats", "start-nats");  // put back even if the test fails
   reply refused = get(port, "/v1/tenants/acme/events", token({"acme"}, trail::scope_read));
   CHECK(refused.status == 503);
   CHECK(std::string(refused.json["code"].GetString()) == "meta_audit_unavailable");
-  stack_action("start-nats");
+  nats_down.restore();
   REQUIRE(wait_until([&] { return get(port, "/v1/tenants/acme/events", token({"acme"}, trail::scope_read)).status == 200; }, 30000));
   CHECK(t.stop() == 0);
 }
@@ -676,7 +676,7 @@ TEST_CASE("the OpenAPI document describes every route, and live responses confor
   REQUIRE(wait_until([&] { return stored_events(dsn) == 2; }, 30000));
   REQUIRE(wait_until([&] { return http_get(t.http_port(), "/readyz").find("\"ready\"") != std::string::npos; }, 15000));
   db waiting(dsn);
-  REQUIRE(wait_until([&] { return waiting.count("SELECT count(*) FROM audit.checkpoints") > 0; }, 15000));
+  REQUIRE(wait_until([&] { return waiting.count_or_error("SELECT count(*) FROM audit.checkpoints") > 0; }, 15000));
   db check(dsn);
   const std::string diff_seq = check.scalar("SELECT sequence FROM audit.events WHERE ce_id = 'chg-1'");
   const std::string out = stack().stack_dir + "/openapi_check.out";

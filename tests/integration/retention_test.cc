@@ -28,22 +28,11 @@ std::string event_at(const std::string& tenant, int n, const std::string& when) 
          R"("metadata":{"n":)" + std::to_string(n) + "}}}";
 }
 
-struct command_result {
-  int status;
-  std::string out;
-};
-
 command_result traild_cmd(const std::string& args, const std::map<std::string, std::string>& env) {
   std::string cmd;
   for (const auto& [k, v] : env) cmd += k + "='" + v + "' ";
-  cmd += std::string(TRAIL_BIN_DIR) + "/traild --log-level error " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
+  cmd += std::string(TRAIL_BIN_DIR) + "/traild --log-level error " + args;
+  return run_command(cmd);
 }
 
 rapidjson::Document verify(int port, const std::string& tenant) {
@@ -104,7 +93,7 @@ TEST_CASE("retention archives a day past retention, verifies it, drops it, and e
   b.wait_published();
   REQUIRE(wait_until([&] { return stored_events(dsn) == 34; }, 30000));
   db d(dsn);
-  REQUIRE(wait_until([&] { return d.count("SELECT count(*) FROM audit.tenant_heads h WHERE h.last_sequence = "
+  REQUIRE(wait_until([&] { return d.count_or_error("SELECT count(*) FROM audit.tenant_heads h WHERE h.last_sequence = "
                                           "(SELECT max(sequence) FROM audit.checkpoints c WHERE c.tenant_id = h.tenant_id)") == 3; },
                      15000));
   const std::string old_part = "events_" + old_day.substr(0, 4) + old_day.substr(5, 2) + old_day.substr(8, 2);

@@ -48,11 +48,6 @@ std::string event_body(int n) {
          R"(},"new_value":{"seats":)" + std::to_string(n + 1) + R"(}}}})";
 }
 
-int64_t scalar(const std::string& dsn, const std::string& sql) {
-  db d(dsn);
-  return d.count(sql);
-}
-
 // The base ledger: 30 events of acme, checkpointed at 15 and at 30 at least.
 void build_base() {
   static bool built = false;
@@ -76,7 +71,7 @@ void build_base() {
       REQUIRE(wait_until([&] { return stored_events(dsn) == last; }, 30000));
       REQUIRE(wait_until(
           [&] {
-            return scalar(dsn, "SELECT coalesce(max(sequence), 0) FROM audit.checkpoints WHERE tenant_id = 'acme'") == last;
+            return count_now(dsn, "SELECT coalesce(max(sequence), 0) FROM audit.checkpoints WHERE tenant_id = 'acme'") == last;
           },
           15000));
     };
@@ -240,14 +235,9 @@ std::pair<int, std::string> offline_verify(int port) {
   std::ofstream(dir + "/tamper-checkpoints.json") << fetch(port, "/v1/tenants/acme/checkpoints", trail::scope_read);
   std::ofstream(dir + "/tamper-key.json") << fetch(port, "/v1/integrity/public-key", trail::scope_read);
   const std::string cmd = std::string(TRAIL_BIN_DIR) + "/traild verify --export " + dir + "/tamper-ledger.ndjson --checkpoints " +
-                          dir + "/tamper-checkpoints.json --public-key " + dir + "/tamper-key.json 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  const int status = pclose(p);
-  return {WEXITSTATUS(status), out};
+                          dir + "/tamper-checkpoints.json --public-key " + dir + "/tamper-key.json";
+  auto r = run_command(cmd);
+  return {r.status, std::move(r.out)};
 }
 
 }  // namespace
@@ -445,7 +435,7 @@ TEST_CASE("break-glass: a change is refused unless the transaction declares why,
                 "AND reason LIKE 'INC-42%'") == 1);
   // A traild records it in acme's own trail.
   auto t = verifier(dsn);
-  REQUIRE(wait_until([&] { return d.count("SELECT count(*) FROM audit.events WHERE tenant_id = 'acme' AND "
+  REQUIRE(wait_until([&] { return d.count_or_error("SELECT count(*) FROM audit.events WHERE tenant_id = 'acme' AND "
                                           "action = 'trail.break_glass'") == 1; },
                      20000));
   CHECK(d.count("SELECT count(*) FROM audit.events WHERE action = 'trail.break_glass' AND severity = 'SEVERITY_CRITICAL' "

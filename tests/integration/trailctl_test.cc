@@ -85,7 +85,7 @@ TEST_CASE("trailctl: send, query in every form, get, diff and verify against a l
 
   // verify, online, once the checkpointer has signed the head.
   db d(dsn);
-  REQUIRE(wait_until([&] { return d.count("SELECT count(*) FROM audit.checkpoints") > 0; }, 15000));
+  REQUIRE(wait_until([&] { return d.count_or_error("SELECT count(*) FROM audit.checkpoints") > 0; }, 30000));
   const auto verified = trailctl("verify --against-broker", env);
   INFO(verified.out);
   CHECK(verified.status == 0);
@@ -151,7 +151,7 @@ TEST_CASE("trailctl: tail resumes without a gap after its connection is cut, exp
                                                   {"TRAIL_NATS_URL", "nats://127.0.0.1:" + std::to_string(relay.port())}};
   db d(dsn);
   auto committed = [&](const std::string& action) {
-    return d.count("SELECT count(*) FROM audit.events WHERE action = '" + action + "'");
+    return d.count_or_error("SELECT count(*) FROM audit.events WHERE action = '" + action + "'");
   };
   // Something committed before tail starts: it begins after it.
   publish_events(b, "tail.before", 0, 5);
@@ -159,16 +159,16 @@ TEST_CASE("trailctl: tail resumes without a gap after its connection is cut, exp
 
   // ---- tail, in the background ----
   const std::string out = stack().stack_dir + "/tail.out", err = stack().stack_dir + "/tail.err";
-  std::string cmd = "env -i PATH=/usr/bin:/bin HOME='" + stack().stack_dir + "/home' ";
-  for (const auto& [k, v] : env) cmd += k + "='" + v + "' ";
-  cmd += std::string(TRAIL_BIN_DIR) + "/trailctl tail --actions tail.test -o ndjson >" + out + " 2>" + err + " & echo $!";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  char pid_text[32] = {0};
-  REQUIRE(fgets(pid_text, sizeof pid_text, p));
-  pclose(p);
-  const pid_t tail_pid = std::atoi(pid_text);
-  REQUIRE(wait_until([&] { return file_text(err).find("following") != std::string::npos; }, 15000));
+  std::remove(out.c_str());
+  std::remove(err.c_str());
+  spawn_options tail_opt;
+  tail_opt.argv = {std::string(TRAIL_BIN_DIR) + "/trailctl", "tail", "--actions", "tail.test", "-o", "ndjson"};
+  tail_opt.env = {"PATH=/usr/bin:/bin", "HOME=" + stack().stack_dir + "/home"};
+  for (const auto& [k, v] : env) tail_opt.env.push_back(k + "=" + v);
+  tail_opt.stdout_path = out;
+  tail_opt.stderr_path = err;
+  child_process tail(tail_opt);  // killed when the test leaves this scope, however it leaves
+  REQUIRE(wait_until([&] { return file_text(err).find("following") != std::string::npos; }, 30000));
   auto tailed = [&] { return lines_of(file_text(out)).size(); };
 
   publish_events(b, "tail.test", 0, 30);
@@ -183,7 +183,7 @@ TEST_CASE("trailctl: tail resumes without a gap after its connection is cut, exp
   REQUIRE(wait_until([&] { return tailed() == 60; }, 20000));
   publish_events(b, "tail.test", 60, 90);
   REQUIRE(wait_until([&] { return tailed() == 90; }, 20000));
-  ::kill(tail_pid, SIGTERM);
+  CHECK(tail.end() == 0);
   INFO(file_text(err));
   CHECK_THAT(file_text(err), Catch::Contains("disconnected from NATS"));
   // Every committed tail.test event once, in sequence order, and nothing else.
@@ -205,7 +205,7 @@ TEST_CASE("trailctl: tail resumes without a gap after its connection is cut, exp
   CHECK(exported.status == 0);
   CHECK_THAT(exported.out, Catch::Contains("exported 90 rows of tenant acme"));
   CHECK(lines_of(file_text(file)).size() == 90);
-  REQUIRE(wait_until([&] { return d.count("SELECT count(*) FROM audit.checkpoints") > 0; }, 15000));
+  REQUIRE(wait_until([&] { return d.count_or_error("SELECT count(*) FROM audit.checkpoints") > 0; }, 30000));
   const std::string ledger = stack().stack_dir + "/ledger.ndjson";
   std::remove((ledger + ".checkpoints").c_str());
   const auto led = trailctl("export --format ledger -f " + ledger, env);

@@ -52,7 +52,7 @@ TEST_CASE("viewer: sign-in, filters, diff, 500 events scrolled, export, live wit
   b.wait_published();
   REQUIRE(wait_until([&] { return stored_events(dsn) >= 528; }, 60000));
   db d(dsn);
-  REQUIRE(wait_until([&] { return d.count("SELECT count(*) FROM audit.checkpoints WHERE tenant_id = 'acme'") > 0; }, 15000));
+  REQUIRE(wait_until([&] { return d.count_or_error("SELECT count(*) FROM audit.checkpoints WHERE tenant_id = 'acme'") > 0; }, 30000));
 
   const int64_t issued = time(nullptr);
   using trail::issue_hs256_token;

@@ -171,8 +171,9 @@ workload publish_workload(broker& b, size_t target_events, int first_n, int inva
 bool wait_drained(broker& b, size_t dead_letters, int timeout_ms) {
   return wait_until(
       [&] {
-        auto [pending, ack_pending] = b.consumer_backlog("AUDIT", "trail-ingest");
-        return pending == 0 && ack_pending == 0 && b.stream_messages("AUDIT_DLQ") >= dead_letters;
+        // The consumer may not exist yet (traild creates it): not yet drained.
+        const auto backlog = b.backlog_now("AUDIT", "trail-ingest");
+        return backlog && backlog->first == 0 && backlog->second == 0 && b.stream_messages("AUDIT_DLQ") >= dead_letters;
       },
       timeout_ms);
 }
