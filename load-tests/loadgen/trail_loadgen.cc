@@ -300,10 +300,10 @@ int main(int argc, char** argv) {
   std::thread reporter([&] {
     uint64_t last_pub = 0, last_com = 0;
     for (int tick = 1;; ++tick) {
+      bool last;
       {
         std::unique_lock lock(reporter_mu);
-        if (reporter_cv.wait_until(lock, started + std::chrono::seconds(tick), [&] { return stop_reporter.load(); }))
-          return;
+        last = reporter_cv.wait_until(lock, started + std::chrono::seconds(tick), [&] { return stop_reporter.load(); });
       }
       uint64_t com, dlq;
       {
@@ -314,10 +314,14 @@ int main(int argc, char** argv) {
         dlq = track.dead_lettered;
       }
       const uint64_t pub = published_events.load();
+      // The run's last part-second gets a row of its own (its counts, at its
+      // fractional time), so the rows add up to the whole run.
+      if (last && pub == last_pub && com == last_com) return;
+      const double at = last ? std::chrono::duration<double>(steady::now() - started).count() : tick;
       const uint64_t in_flight = pub > com ? pub - com : 0;
       const double target = publishing ? target_rate(tick - 0.5) : 0.0;
       if (csv)
-        csv << tick << ',' << target << ',' << pub - last_pub << ',' << com - last_com << ',' << in_flight << ','
+        csv << at << ',' << target << ',' << pub - last_pub << ',' << com - last_com << ',' << in_flight << ','
             << ms(per_second.percentile(0.5)) << ',' << ms(per_second.percentile(0.9)) << ','
             << ms(per_second.percentile(0.99)) << ',' << ms(per_second.max()) << ',' << dlq << '\n'
             << std::flush;
@@ -331,6 +335,7 @@ int main(int argc, char** argv) {
                      static_cast<unsigned long long>(dlq));
       last_pub = pub;
       last_com = com;
+      if (last) return;
     }
   });
 
