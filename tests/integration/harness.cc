@@ -230,11 +230,16 @@ std::vector<broker::stored> broker::read_stream(const std::string& stream, uint6
       out.push_back(std::move(st));
     }
   };
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  // The deadline moves with every message that arrives: a big stream read
+  // from a busy cluster may take minutes, and stops only when nothing new
+  // came for `timeout_ms`.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (out.size() < expected && std::chrono::steady_clock::now() < deadline) {
     natsMsgList list{nullptr, 0};
+    const size_t before = out.size();
     if (natsSubscription_Fetch(&list, sub, 1000, 1000, nullptr) == NATS_OK) take(list);
     natsMsgList_Destroy(&list);
+    if (out.size() > before) deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   }
   // Anything beyond `expected` would be a duplicate: look for it briefly.
   natsMsgList extra{nullptr, 0};
@@ -523,12 +528,20 @@ double traild_process::metric(const std::string& name) {
   return total;
 }
 
-int64_t traild_process::peak_rss_bytes() {
-  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+namespace {
+int64_t status_kib(pid_t pid, const char* field) {
+  if (pid <= 0) return -1;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  const std::string prefix = std::string(field) + ":";
   for (std::string line; std::getline(in, line);)
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+    if (line.rfind(prefix, 0) == 0) return std::stoll(line.substr(prefix.size())) * 1024;
   return -1;
 }
+}  // namespace
+
+int64_t traild_process::peak_rss_bytes() { return status_kib(pid_, "VmHWM"); }
+
+int64_t traild_process::rss_bytes() { return status_kib(pid_, "VmRSS"); }
 
 namespace {
 int run_stack_action(const std::string& action) {

@@ -71,7 +71,8 @@ class broker {
   // The same for polls: nothing while the consumer does not exist (yet) or
   // the broker does not answer.
   std::optional<std::pair<uint64_t, uint64_t>> backlog_now(const std::string& stream, const std::string& consumer);
-  // Every message of a stream, in order (data and headers).
+  // Every message of a stream, in order (data and headers): until `expected`
+  // arrived, or nothing new for `timeout_ms`.
   struct stored {
     std::string subject;
     std::string data;
@@ -140,6 +141,8 @@ class traild_process {
   double metric(const std::string& name);
   // Peak resident memory of the process (VmHWM), in bytes.
   int64_t peak_rss_bytes();
+  // Resident memory now (VmRSS), in bytes; -1 if it is not running.
+  int64_t rss_bytes();
   std::string log_path() const { return log_path_; }
 
  private:

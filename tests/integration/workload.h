@@ -26,6 +26,21 @@ struct workload {
 workload publish_workload(broker& b, size_t target_events, int first_n = 0, int invalid_every = 67,
                           int per_second = 0);
 
+// "" when `got` holds exactly the elements of `want`; otherwise how many are
+// missing and how many unexpected, with a few of each. (Catch would print
+// both sets whole: 200,000 ids once filled a failing test's output.)
+template <typename Got, typename Want>
+std::string set_mismatch(const Got& got, const Want& want) {
+  size_t missing = 0, extra = 0;
+  std::string missing_ex, extra_ex;
+  for (const auto& x : want)
+    if (!got.count(x) && missing++ < 5) missing_ex += (missing_ex.empty() ? "" : ", ") + x.substr(0, 80);
+  for (const auto& x : got)
+    if (!want.count(x) && extra++ < 5) extra_ex += (extra_ex.empty() ? "" : ", ") + x.substr(0, 80);
+  if (!missing && !extra) return "";
+  return std::to_string(missing) + " missing (" + missing_ex + "), " + std::to_string(extra) + " unexpected (" + extra_ex + ")";
+}
+
 // Waits until the durable consumer has nothing pending or un-acked and the
 // dead-letter stream holds `dead_letters` messages.
 bool wait_drained(broker& b, size_t dead_letters, int timeout_ms);
