@@ -49,6 +49,7 @@
 #include "common/sha256.h"
 #include "common/time.h"
 #include "ingest/jetstream.h"
+#include "integrity/verify.h"
 #include "mcp/mcp_server.h"
 
 namespace {
@@ -511,6 +512,7 @@ int export_command(const settings& s, const std::vector<std::pair<std::string, s
   std::string error_body;
   long long rows = 0;
   bool write_failed = false;
+  std::string line, last_line;  // a ledger export's last complete line names its last sequence
   const auto start = std::chrono::steady_clock::now();
   auto last_shown = start;
   auto show = [&](bool final) {
@@ -531,6 +533,15 @@ int export_command(const settings& s, const std::vector<std::pair<std::string, s
         }
         if (std::fwrite(data, 1, n, out) != n) return write_failed = true, false;
         rows += std::count(data, data + n, '\n');
+        if (format == "ledger")
+          for (size_t i = 0; i < n; ++i) {
+            if (data[i] != '\n') {
+              line += data[i];
+              continue;
+            }
+            last_line.swap(line);
+            line.clear();
+          }
         if (progress && std::chrono::steady_clock::now() - last_shown > std::chrono::milliseconds(200)) {
           last_shown = std::chrono::steady_clock::now();
           show(false);
@@ -553,7 +564,18 @@ int export_command(const settings& s, const std::vector<std::pair<std::string, s
                  s.tenant.c_str(), file.c_str());
   if (format != "ledger" || out == stdout) return 0;
   // A ledger export goes with what verifies it offline: the tenant's signed
-  // checkpoints (every page, one per line) and the verifier key as served.
+  // checkpoints up to its last exported sequence (every page, one per line),
+  // and the verifier key as served. Checkpoints signed after the export read
+  // its rows (events go on committing, this export's own access event among
+  // them) name sequences the file does not hold: they are left out.
+  trail::integrity::ledger_row last_row;
+  std::string parse_error;
+  int64_t last_sequence = 0;
+  if (!last_line.empty()) {
+    if (!trail::integrity::parse_ledger_line(last_line, last_row, &parse_error))
+      return fail("the export's last line is not a ledger line: " + parse_error);
+    last_sequence = last_row.sequence;
+  }
   std::string cps;
   long long next = 1, count = 0;
   while (next > 0) {
@@ -563,7 +585,10 @@ int export_command(const settings& s, const std::vector<std::pair<std::string, s
     rapidjson::Document d;
     d.Parse(body.c_str());
     if (d.HasParseError() || !d.IsObject() || !d.HasMember("checkpoints")) return fail("the checkpoints: unexpected answer");
-    for (const auto& c : d["checkpoints"].GetArray()) cps += compact(c) + "\n", ++count;
+    for (const auto& c : d["checkpoints"].GetArray()) {
+      if (!c.HasMember("sequence") || !c["sequence"].IsInt64() || c["sequence"].GetInt64() > last_sequence) continue;
+      cps += compact(c) + "\n", ++count;
+    }
     next = d["next_from_sequence"].IsInt64() ? d["next_from_sequence"].GetInt64() : 0;
   }
   std::string key, error;
