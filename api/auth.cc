@@ -10,7 +10,9 @@
 #include <cstdlib>
 #include <memory>
 
+#include "api/event_query.h"
 #include "api/page_token.h"
+#include "decode/json_limits.h"
 
 namespace trail {
 namespace {
@@ -27,6 +29,9 @@ using c_string = std::unique_ptr<char, c_string_deleter>;
 constexpr std::pair<const char*, unsigned> kScopes[] = {
     {"audit:read", scope_read}, {"audit:write", scope_write}, {"audit:export", scope_export}, {"audit:admin", scope_admin}};
 
+// A token is at most 16 KiB: its header and claims are small, flat objects.
+constexpr json_bounds kTokenBounds{16, 4096};
+
 std::nullopt_t deny(auth_failure* why, std::string message) {
   if (why) why->message = std::move(message);
   return std::nullopt;
@@ -39,8 +44,7 @@ std::optional<std::string> header_alg(std::string_view token) {
   const auto header = base64url_decode(token.substr(0, dot));
   if (!header) return std::nullopt;
   rapidjson::Document d;
-  d.Parse(header->data(), header->size());
-  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  if (!parse_json_bounded(d, *header, kTokenBounds, nullptr) || !d.IsObject()) return std::nullopt;
   auto it = d.FindMember("alg");
   if (it == d.MemberEnd() || !it->value.IsString()) return std::nullopt;
   return std::string(it->value.GetString(), it->value.GetStringLength());
@@ -195,8 +199,8 @@ std::optional<principal> authenticator::from_jwt(std::string_view token, int64_t
   c_string claims_text(jwt_get_grants_json(jwt.get(), nullptr));
   if (!claims_text) return deny(why, "the token has no claims");
   rapidjson::Document claims;
-  claims.Parse(claims_text.get());
-  if (claims.HasParseError() || !claims.IsObject()) return deny(why, "the token's claims are not a JSON object");
+  if (!parse_json_bounded(claims, claims_text.get(), kTokenBounds, nullptr) || !claims.IsObject())
+    return deny(why, "the token's claims are not a JSON object");
   auto member = [&claims](const char* name) -> const rapidjson::Value* {
     auto it = claims.FindMember(name);
     return it == claims.MemberEnd() ? nullptr : &it->value;
@@ -213,13 +217,22 @@ std::optional<principal> authenticator::from_jwt(std::string_view token, int64_t
   const auto* sub = member("sub");
   if (!sub || !sub->IsString() || sub->GetStringLength() == 0) return deny(why, "the token has no sub");
   p.subject.assign(sub->GetString(), sub->GetStringLength());
+  p.valid_until_s = static_cast<int64_t>(exp->GetDouble()) + opt_.leeway_s;
+  // tenant_id is one tenant id (or "*"), or a list of them. A string is never
+  // split: "acme *" is malformed, not a grant of every tenant.
   const auto* tenant = member("tenant_id");
   std::vector<std::string> tenants;
-  if (!tenant || !split_words(*tenant, tenants) || tenants.empty())
-    return deny(why, "the token's tenant_id is missing or not a string or list of strings");
+  if (tenant && tenant->IsString()) tenants.emplace_back(tenant->GetString(), tenant->GetStringLength());
+  else if (tenant && tenant->IsArray())
+    for (const auto& t : tenant->GetArray()) {
+      if (!t.IsString()) return deny(why, "the token's tenant_id list holds something other than strings");
+      tenants.emplace_back(t.GetString(), t.GetStringLength());
+    }
+  if (tenants.empty()) return deny(why, "the token's tenant_id is missing, empty, or not a string or list of strings");
   for (auto& t : tenants) {
     if (t == "*") p.all_tenants = true;
-    else p.tenants.push_back(std::move(t));
+    else if (valid_tenant_id(t)) p.tenants.push_back(std::move(t));
+    else return deny(why, "the token's tenant_id holds a malformed tenant id");
   }
   std::vector<std::string> scopes;
   if (const auto* sc = member("scope"); sc && !split_words(*sc, scopes))

@@ -39,6 +39,7 @@ struct principal {
   bool all_tenants = false;
   std::vector<std::string> tenants;
   unsigned scopes = 0;
+  int64_t valid_until_s = 0;  // a JWT's exp plus the leeway; 0 for an API key (no end)
   bool may_access(std::string_view tenant) const;
 };
 

@@ -11,6 +11,16 @@ namespace {
 
 constexpr const char* kUtc = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
 
+// A text cell a spreadsheet would take for a formula (one beginning with
+// =, +, -, @, a tab or a CR) gets a leading apostrophe, so that opening an
+// export never runs what an event's author wrote. Only the CSV rendering
+// changes: the stored value, the API and the NDJSON and ledger exports keep
+// it exactly.
+std::string inert(const char* column) {
+  const std::string c = std::string("e.") + column;
+  return "CASE WHEN left(" + c + ", 1) IN ('=', '+', '-', '@', chr(9), chr(13)) THEN '''' || " + c + " ELSE " + c + " END";
+}
+
 }  // namespace
 
 const std::string& csv_select_list() {
@@ -22,31 +32,31 @@ const std::string& csv_select_list() {
         {"recorded_at", utc("recorded_at")},
         {"ingest_mode", "e.ingest_mode"},
         {"tenant_id", "e.tenant_id"},
-        {"ce_source", "e.ce_source"},
-        {"ce_id", "e.ce_id"},
-        {"ce_type", "e.ce_type"},
-        {"ce_subject", "e.ce_subject"},
-        {"action", "e.action"},
-        {"category", "e.category"},
-        {"severity", "e.severity"},
-        {"actor_type", "e.actor_type"},
-        {"actor_id", "e.actor_id"},
-        {"actor_display_name", "e.actor_display_name"},
+        {"ce_source", inert("ce_source")},
+        {"ce_id", inert("ce_id")},
+        {"ce_type", inert("ce_type")},
+        {"ce_subject", inert("ce_subject")},
+        {"action", inert("action")},
+        {"category", inert("category")},
+        {"severity", inert("severity")},
+        {"actor_type", inert("actor_type")},
+        {"actor_id", inert("actor_id")},
+        {"actor_display_name", inert("actor_display_name")},
         {"actor_ip", "host(e.actor_ip)"},
-        {"actor_user_agent", "e.actor_user_agent"},
-        {"actor_session_id", "e.actor_session_id"},
-        {"resource_type", "e.resource_type"},
-        {"resource_id", "e.resource_id"},
+        {"actor_user_agent", inert("actor_user_agent")},
+        {"actor_session_id", inert("actor_session_id")},
+        {"resource_type", inert("resource_type")},
+        {"resource_id", inert("resource_id")},
         {"related_resources", "e.related_resources"},
         {"changes", "e.changes"},
-        {"outcome_status", "e.outcome_status"},
-        {"outcome_error_code", "e.outcome_error_code"},
-        {"description", "e.description"},
+        {"outcome_status", inert("outcome_status")},
+        {"outcome_error_code", inert("outcome_error_code")},
+        {"description", inert("description")},
         {"metadata", "e.metadata"},
-        {"correlation_id", "e.correlation_id"},
-        {"request_id", "e.request_id"},
-        {"source_service", "e.source_service"},
-        {"trace_id", "e.trace_id"},
+        {"correlation_id", inert("correlation_id")},
+        {"request_id", inert("request_id")},
+        {"source_service", inert("source_service")},
+        {"trace_id", inert("trace_id")},
         {"extra", "e.extra"},
     };
     std::string out;

@@ -5,7 +5,9 @@
 //   - CSV (RFC 4180): PostgreSQL's own COPY … TO (FORMAT csv, HEADER) of
 //     `csv_select_list()` — a header row, a field quoted when it holds a
 //     comma, a quote, CR or LF (quotes doubled), JSON columns as serialized
-//     JSON, absent values empty — with its LF record ends turned into CRLF by
+//     JSON, absent values empty, and a text cell that begins with =, +, -,
+//     @, a tab or a CR prefixed with an apostrophe (a spreadsheet would run
+//     it as a formula) — with its LF record ends turned into CRLF by
 //     `crlf_records`.
 
 #include <string>

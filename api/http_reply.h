@@ -1,17 +1,18 @@
 #pragma once
 // Small helpers the route files share: JSON error bodies and the raw query
-// string. Included only by .cc files that already include <httplib.h>.
+// string.
 
-#include <httplib.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <string>
 
+#include "api/http_types.h"
+
 namespace trail {
 
 // {"code": …, "message": …} with `status`.
-inline void send_error(httplib::Response& res, int status, const char* code, const std::string& message) {
+inline void send_error(http_response& res, int status, const char* code, const std::string& message) {
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
   w.StartObject();
@@ -25,7 +26,7 @@ inline void send_error(httplib::Response& res, int status, const char* code, con
 }
 
 // The query string as sent (what an access event records).
-inline std::string query_of(const httplib::Request& req) {
+inline std::string query_of(const http_request& req) {
   const auto q = req.target.find('?');
   return q == std::string::npos ? std::string() : req.target.substr(q + 1);
 }

@@ -1,96 +1,43 @@
 #include "api/http_server.h"
 
-#include <httplib.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "api/auth.h"
 #include "api/mcp_routes.h"
 #include "api/query_routes.h"
 #include "api/viewer_routes.h"
 #include "common/log.h"
+#include "common/time.h"
 
 namespace trail {
 
-bool split_host_port(const std::string& addr, std::string& host, int& port) {
-  const auto colon = addr.rfind(':');
-  if (colon == std::string::npos) return false;
-  host = addr.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host.empty()) host = "0.0.0.0";
-  try {
-    size_t used = 0;
-    port = std::stoi(addr.substr(colon + 1), &used);
-    return used == addr.size() - colon - 1 && port >= 0 && port <= 65535;
-  } catch (...) {
-    return false;
-  }
+body_admission bearer_admission(const authenticator& auth) {
+  return [&auth](const http_request& head) -> std::string {
+    auth_failure why;
+    if (auth.authenticate(head.get_header_value("Authorization"), now_unix_us() / 1000000, &why)) return {};
+    log::limited(log::level::info, "api", "request refused before its body was read: not authenticated",
+                 {{"path", head.path}, {"remote", head.remote_addr}, {"reason", why.message}});
+    return "a valid bearer token is required";
+  };
 }
 
-http_listener::http_listener() : server_(std::make_unique<httplib::Server>()) {
-  // A response goes out as headers then body: without TCP_NODELAY, Nagle's
-  // algorithm holds the body until the client's delayed ACK, ~40 ms per
-  // keep-alive request.
-  server_->set_tcp_nodelay(true);
-}
-
-http_listener::~http_listener() { stop(); }
-
-bool http_listener::start(const char* component, const char* setting, const std::string& addr) {
-  std::string host;
-  int port = 0;
-  if (!split_host_port(addr, host, port)) {
-    log::error(component, std::string(setting) + " is not host:port", {{"addr", addr}});
-    return false;
-  }
-  if (!server_->bind_to_port(host.c_str(), port)) {
-    log::error(component, "cannot listen", {{"addr", addr}});
-    return false;
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  log::info(component, "listening", {{"addr", addr}});
-  return true;
-}
-
-int http_listener::start_loopback(const char* component) {
-  const int port = server_->bind_to_any_port("127.0.0.1");
-  if (port <= 0) {
-    log::error(component, "cannot listen on a loopback port");
-    return -1;
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  log::debug(component, "listening on loopback", {{"port", port}});
-  return port;
-}
-
-void http_listener::stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
-}
-
-http_server::http_server(health& h, query_routes* routes, mcp_routes* mcp) : health_(h), routes_(routes), mcp_(mcp) {}
+http_server::http_server(health& h, http_limits limits, query_routes* routes, mcp_routes* mcp, const authenticator* auth)
+    : health_(h), routes_(routes), mcp_(mcp), auth_(auth), listener_("http", limits) {}
 
 http_server::~http_server() { stop(); }
 
 bool http_server::start(const std::string& addr) {
-  auto& server = listener_.server();
+  auto& server = listener_.router();
   if (routes_) {
     routes_->install(server);
     install_viewer(server);
   }
-  if (workers_ > 0) {
-    const size_t n = workers_;
-    server.new_task_queue = [n] { return new httplib::ThreadPool(n); };
-  }
   if (mcp_) mcp_->install(server);
-  // Unknown routes and methods answer JSON too.
-  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    const char* code = res.status == 404 ? "not_found" : res.status == 405 ? "method_not_allowed" : "error";
-    res.set_content(std::string("{\"code\":\"") + code + "\",\"message\":\"no such route\"}", "application/json");
-  });
+  if (auth_) listener_.set_body_admission(bearer_admission(*auth_));
   // One line per API request, naming its request id (the X-Request-Id the
   // client got); the probes and the OpenAPI document only at debug level.
-  server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+  listener_.set_access_log([](const http_request& req, const http_response& res) {
     const bool api = req.path.rfind("/v1/tenants/", 0) == 0 || req.path == "/mcp";
     log::write(api ? log::level::info : log::level::debug, "api", "request",
                {{"request_id", res.get_header_value("X-Request-Id")},
@@ -99,10 +46,10 @@ bool http_server::start(const std::string& addr) {
                 {"status", res.status},
                 {"remote", req.remote_addr}});
   });
-  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+  server.Get("/healthz", [](const http_request&, http_response& res) {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });
-  server.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+  server.Get("/readyz", [this](const http_request&, http_response& res) {
     const bool ready = health_.ready() && !draining_;
     rapidjson::StringBuffer sb;
     rapidjson::Writer<rapidjson::StringBuffer> w(sb);
@@ -121,9 +68,9 @@ bool http_server::start(const std::string& addr) {
     w.Bool(draining_);
     w.EndObject();
     res.status = ready ? 200 : 503;
-    res.set_content(sb.GetString(), "application/json");
+    res.set_content(std::string(sb.GetString(), sb.GetSize()), "application/json");
   });
-  return listener_.start("http", "http.addr", addr);
+  return listener_.start("http.addr", addr);
 }
 
 void http_server::stop() { listener_.stop(); }

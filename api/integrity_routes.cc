@@ -4,9 +4,9 @@
 //   GET /v1/tenants/{t}/verify              the chain recomputed over a range,
 //                                           against the stored checkpoints and,
 //                                           with against=broker, the broker's copies
-// On cpp-httplib's worker threads, like the other routes; a verification
+// On the API listener's worker threads, like the other routes; a verification
 // holds one reader connection while it walks the range.
-#include <httplib.h>
+#include "api/http_types.h"
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -22,8 +22,8 @@
 
 namespace trail {
 
-using httplib::Request;
-using httplib::Response;
+using Request = http_request;
+using Response = http_response;
 
 namespace {
 
@@ -65,7 +65,7 @@ void str(json_writer& w, const char* key, const std::string& v) {
 
 }  // namespace
 
-void query_routes::install_integrity(httplib::Server& server) {
+void query_routes::install_integrity(http_router& server) {
   auto unavailable = [](Response& res, const request_context& ctx, const std::string& error) {
     log::limited(log::level::warn, "api", "integrity read failed", {{"request_id", ctx.id}, {"error", error}});
     send_error(res, 503, "unavailable", "the ledger cannot be read right now; retry later");

@@ -15,8 +15,8 @@
 namespace trail {
 namespace {
 
-using httplib::Request;
-using httplib::Response;
+using Request = http_request;
+using Response = http_response;
 
 constexpr size_t kMaxMessageBytes = 4u << 20;
 
@@ -129,7 +129,7 @@ std::string mcp_routes::check_session(const std::string& id, const principal& wh
   return payload.substr(a + 1, b - a - 1);
 }
 
-void mcp_routes::install(httplib::Server& server) {
+void mcp_routes::install(http_router& server) {
   // Host and Origin first: a page of another site that resolved its name to
   // this address is refused before anything else is looked at.
   auto allowed = [this](const Request& req, Response& res) {
@@ -179,9 +179,11 @@ void mcp_routes::install(httplib::Server& server) {
     auth_failure why;
     const auto who = auth_.authenticate(req.get_header_value("Authorization"), clock_s_(), &why);
     if (!who) {
+      // Why a token was refused is for the log, not for whoever holds it (as on the REST API).
+      log::limited(log::level::info, "mcp", "request refused: not authenticated", {{"reason", why.message}});
       requests("refused").Increment();
       res.set_header("WWW-Authenticate", "Bearer");
-      return refuse(res, 401, -32001, "Unauthorized: a valid bearer token is required (" + why.message + ")");
+      return refuse(res, 401, -32001, "Unauthorized: a valid bearer token is required");
     }
     const std::string version = req.get_header_value("MCP-Protocol-Version");
     if (!version.empty() && !mcp::supported_version(version)) {
@@ -222,7 +224,7 @@ void mcp_routes::install(httplib::Server& server) {
     // A message that could not be read at all is a bad request.
     res.status = kind == mcp::message_kind::invalid || kind == mcp::message_kind::batch ? 400 : 200;
     res.set_content(answer, "application/json");
-  });
+  }, http_route_limits{kMaxMessageBytes});
   // No server-initiated messages, and no session state to end (a session id
   // is only as good as its caller's credentials).
   auto not_allowed = [allowed](const Request& req, Response& res) {

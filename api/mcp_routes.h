@@ -24,11 +24,9 @@
 #include <vector>
 
 #include "api/auth.h"
+#include "api/http_types.h"
 #include "mcp/mcp_server.h"
 
-namespace httplib {
-class Server;
-}
 
 namespace trail {
 
@@ -41,7 +39,7 @@ class mcp_routes {
  public:
   mcp_routes(const authenticator& auth, const mcp::server& server, mcp_http_options opt,
              std::function<int64_t()> clock_s = {});
-  void install(httplib::Server& server);
+  void install(http_router& server);
   // The installation's key: sessions are issued and accepted from then on.
   void set_session_secret(const std::string& secret);
 

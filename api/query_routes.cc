@@ -1,6 +1,6 @@
 #include "api/query_routes.h"
 
-#include <httplib.h>
+#include "api/http_types.h"
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -13,13 +13,14 @@
 #include "api/http_reply.h"
 #include "decode/event_json.h"
 #include "common/log.h"
+#include "common/record.h"
 #include "common/time.h"
 #include "common/uuid.h"
 
 namespace trail {
 
-using httplib::Request;
-using httplib::Response;
+using Request = http_request;
+using Response = http_response;
 
 
 query_routes::query_routes(const authenticator& auth, ledger_reader* reader, publish_fn publish, route_options opt,
@@ -28,8 +29,9 @@ query_routes::query_routes(const authenticator& auth, ledger_reader* reader, pub
   if (!clock_s_) clock_s_ = [] { return now_unix_us() / 1000000; };
 }
 
-bool query_routes::record_access(const request_context& ctx, const std::string& tenant, const std::string& path,
-                                 const std::string& query, const char* action, int64_t rows, bool denied) {
+query_routes::record_outcome query_routes::record_access(const request_context& ctx, const std::string& tenant,
+                                                         const std::string& path, const std::string& query,
+                                                         const char* action, int64_t rows, bool denied) {
   access_record r;
   r.request_id = ctx.id;
   r.tenant = tenant;
@@ -44,12 +46,28 @@ bool query_routes::record_access(const request_context& ctx, const std::string& 
   r.time_us = now_unix_us();
   std::string error = "no broker connection";
   static const header_list kHeaders = {{"Content-Type", "application/cloudevents+json"}};
-  const bool ok = publish_ && publish_(opt_.events_subject, render_access_event(r), kHeaders, "access-" + ctx.id, &error);
-  if (ok) return true;
+  const std::string event = render_access_event(r);
+  // The record goes through the same decoder as every event: one the
+  // pipeline would refuse (dead-letter) must be known now, before any data
+  // leaves, not found later in the dead-letter stream.
+  {
+    decoder_limits limits = opt_.limits;
+    if (const size_t broker = max_message_bytes_.load()) limits.max_message_bytes = broker;
+    event_decoder decoder(limits);
+    const message_view view{event, &kHeaders, header_wire_size(kHeaders), 0, now_unix_us()};
+    const decode_outcome d = decoder.decode(view);
+    if (d.rejected) {
+      log::limited(log::level::warn, "api", "a request's access event would not be storable; the request is refused",
+                   {{"request_id", ctx.id}, {"tenant_id", tenant}, {"reason", d.rejected->message}});
+      return record_outcome::unstorable;
+    }
+  }
+  const bool ok = publish_ && publish_(opt_.events_subject, event, kHeaders, "access-" + ctx.id, &error);
+  if (ok) return record_outcome::recorded;
   log::limited(log::level::warn, "api", "an access event could not be handed to the broker",
                {{"request_id", ctx.id}, {"tenant_id", tenant}, {"error", error},
                 {"meta_audit", opt_.meta_audit == meta_audit_mode::required ? "required" : "best_effort"}});
-  return opt_.meta_audit == meta_audit_mode::best_effort;
+  return opt_.meta_audit == meta_audit_mode::best_effort ? record_outcome::recorded : record_outcome::unavailable;
 }
 
 void query_routes::set_token_secret(const std::string& secret) {
@@ -104,12 +122,22 @@ bool query_routes::admit(const Request& req, Response& res, const std::string& t
 // required and the record cannot be made, the data does not leave.
 bool query_routes::recorded(const Request& req, Response& res, const request_context& ctx, const std::string& tenant,
                             const char* action, int64_t rows) {
-  if (record_access(ctx, tenant, req.path, query_of(req), action, rows, false)) return true;
+  switch (record_access(ctx, tenant, req.path, query_of(req), action, rows, false)) {
+    case record_outcome::recorded:
+      return true;
+    case record_outcome::unstorable:
+      send_error(res, 400, "unrecordable_request",
+                 "this read cannot be recorded in the tenant's trail as sent (see the log line of its request id); "
+                 "nothing was read");
+      return false;
+    case record_outcome::unavailable:
+      break;
+  }
   send_error(res, 503, "meta_audit_unavailable", "this read cannot be recorded in the tenant's trail right now; retry later");
   return false;
 }
 
-void query_routes::install(httplib::Server& server) {
+void query_routes::install(http_router& server) {
   install_writes(server);
   install_integrity(server);
   install_stream(server);
@@ -268,7 +296,7 @@ void query_routes::install(httplib::Server& server) {
     const std::string id = ctx.id;
     res.set_chunked_content_provider(
         format == export_format::csv ? "text/csv; charset=utf-8" : "application/x-ndjson",
-        [cursor, id](size_t, httplib::DataSink& sink) {
+        [cursor, id](size_t, http_sink& sink) {
           std::string why;
           const bool whole = cursor->stream(
               [&sink](std::string_view chunk) { return sink.is_writable() && sink.write(chunk.data(), chunk.size()); }, &why);

@@ -4,28 +4,25 @@
 // path, and answered with JSON; errors are {"code", "message"} with the
 // matching status, and every response carries X-Request-Id, which the log
 // line of a failed or refused request names too. Handlers run on
-// cpp-httplib's worker threads and block on PostgreSQL (api/ledger_reader.h).
+// the API listener's worker threads and block on PostgreSQL (api/ledger_reader.h).
 
 #include <cstdint>
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 
 #include "api/auth.h"
+#include "api/http_types.h"
 #include "api/ledger_reader.h"
 #include "api/page_token.h"
 #include "decode/event_decoder.h"
 #include "decode/message.h"
 #include "integrity/note.h"
 
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}
 
 namespace trail {
 
@@ -61,6 +58,8 @@ struct route_options {
   std::string via;                     // recorded in each access event (metadata.via): "mcp" on the MCP loopback
   std::string committed_prefix;        // live streams wake on <prefix>.<tenant> ("": they poll)
   size_t max_streams = 32;             // live streams (events:stream) open at once
+  size_t max_streams_per_tenant = 8;   // of which one tenant may hold
+  size_t max_batch_body_bytes = 8u << 20;  // the largest body of POST …/events:batch
   int64_t stream_poll_ms = 1000;       // how often a live stream looks without a wake-up
 };
 
@@ -70,7 +69,7 @@ class query_routes {
   // read side is not configured (then every route answers 503 saying so).
   query_routes(const authenticator& auth, ledger_reader* reader, publish_fn publish, route_options opt,
                std::function<int64_t()> clock_s = {});
-  void install(httplib::Server& server);
+  void install(http_router& server);
   // The installation's key, once read from the database: page tokens are
   // issued and accepted from then on (until then, listings answer 503).
   void set_token_secret(const std::string& secret);
@@ -90,18 +89,23 @@ class query_routes {
   };
   // Authenticates and authorizes one request for `tenant` with `needed`
   // scopes; on refusal, answers and returns false.
-  bool admit(const httplib::Request& req, httplib::Response& res, const std::string& tenant, unsigned needed,
+  bool admit(const http_request& req, http_response& res, const std::string& tenant, unsigned needed,
              request_context& ctx);
-  void install_writes(httplib::Server& server);
-  void install_integrity(httplib::Server& server);
-  void install_stream(httplib::Server& server);
+  void install_writes(http_router& server);
+  void install_integrity(http_router& server);
+  void install_stream(http_router& server);
   // Records a read (or a refusal) in the tenant's trail. False when the access
   // event could not be handed to the broker and api.meta_audit is required.
-  bool record_access(const request_context& ctx, const std::string& tenant, const std::string& path,
-                     const std::string& query, const char* action, int64_t rows, bool denied);
+  enum class record_outcome {
+    recorded,     // handed to the broker (or skipped: api.meta_audit = best_effort and the broker is away)
+    unavailable,  // required, and the broker cannot take it now
+    unstorable,   // the record itself would be refused by the pipeline (checked before it is published)
+  };
+  record_outcome record_access(const request_context& ctx, const std::string& tenant, const std::string& path,
+                               const std::string& query, const char* action, int64_t rows, bool denied);
   // A read recorded before its data leaves; when api.meta_audit is required
   // and the record cannot be made, answers 503 and returns false.
-  bool recorded(const httplib::Request& req, httplib::Response& res, const request_context& ctx,
+  bool recorded(const http_request& req, http_response& res, const request_context& ctx,
                 const std::string& tenant, const char* action, int64_t rows);
 
   const authenticator& auth_;
@@ -112,7 +116,9 @@ class query_routes {
   integrity_access integrity_;
   watch_fn watch_;
   std::atomic<bool> streams_stopping_{false};
-  std::atomic<size_t> streams_open_{0};
+  std::mutex streams_mu_;  // guards the two below
+  size_t streams_open_ = 0;
+  std::map<std::string, size_t> streams_by_tenant_;
   std::function<int64_t()> clock_s_;
   std::shared_ptr<const page_token_codec> tokens() const;
   mutable std::mutex tokens_mu_;
@@ -121,6 +127,10 @@ class query_routes {
 
 // api/openapi.json, compiled in: served at GET /v1/openapi.json.
 std::string_view openapi_document();
+
+// The broker message id of a synchronous write: the event's identity within
+// its tenant, so that no two tenants' writes share one.
+std::string write_msg_id(std::string_view tenant, std::string_view source, std::string_view id);
 
 
 }  // namespace trail

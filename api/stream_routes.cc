@@ -7,7 +7,7 @@
 // id is its sequence, so a client that reconnects with Last-Event-ID (what
 // EventSource does) gets what it missed, once, in order. One HTTP worker per
 // open stream, at most api.max_streams of them.
-#include <httplib.h>
+#include "api/http_types.h"
 
 #include <charconv>
 #include <algorithm>
@@ -23,8 +23,8 @@
 namespace trail {
 namespace {
 
-using httplib::Request;
-using httplib::Response;
+using Request = http_request;
+using Response = http_response;
 
 constexpr size_t kStreamPage = 200;
 constexpr auto kKeepAlive = std::chrono::seconds(15);
@@ -39,6 +39,7 @@ struct stream_state {
   std::shared_ptr<void> watching;
   std::chrono::steady_clock::time_point quiet_since = std::chrono::steady_clock::now();
   bool greeted = false;
+  int64_t valid_until_s = 0;  // the token's; 0: no end
 };
 
 std::optional<int64_t> digits(const std::string& v) {
@@ -50,7 +51,7 @@ std::optional<int64_t> digits(const std::string& v) {
 
 }  // namespace
 
-void query_routes::install_stream(httplib::Server& server) {
+void query_routes::install_stream(http_router& server) {
   server.Get(R"(/v1/tenants/([^/]+)/events:stream)", [this](const Request& req, Response& res) {
     request_context ctx;
     const std::string tenant = req.matches[1];
@@ -89,14 +90,32 @@ void query_routes::install_stream(httplib::Server& server) {
       start = head;
     }
     state->last = *start;
-    if (streams_open_.fetch_add(1) >= opt_.max_streams) {
-      streams_open_.fetch_sub(1);
-      res.set_header("Retry-After", "5");
-      return send_error(res, 503, "too_many_streams",
-                        "this traild serves " + std::to_string(opt_.max_streams) + " live streams at once (api.max_streams)");
+    state->valid_until_s = ctx.who.valid_until_s;
+    // A slot in all and one of the tenant's: no tenant can hold every stream.
+    {
+      std::lock_guard<std::mutex> lock(streams_mu_);
+      size_t& mine = streams_by_tenant_[tenant];
+      if (streams_open_ >= opt_.max_streams || mine >= opt_.max_streams_per_tenant) {
+        const bool tenant_full = mine >= opt_.max_streams_per_tenant;
+        if (mine == 0) streams_by_tenant_.erase(tenant);
+        res.set_header("Retry-After", "5");
+        return send_error(res, 503, "too_many_streams",
+                          tenant_full ? "tenant " + tenant + " has " + std::to_string(opt_.max_streams_per_tenant) +
+                                            " live streams open on this traild (api.max_streams_per_tenant)"
+                                      : "this traild serves " + std::to_string(opt_.max_streams) +
+                                            " live streams at once (api.max_streams)");
+      }
+      ++mine;
+      ++streams_open_;
     }
+    auto release_slot = [this, tenant] {
+      std::lock_guard<std::mutex> lock(streams_mu_);
+      --streams_open_;
+      auto it = streams_by_tenant_.find(tenant);
+      if (it != streams_by_tenant_.end() && --it->second == 0) streams_by_tenant_.erase(it);
+    };
     if (!recorded(req, res, ctx, tenant, "audit.events.stream", -1)) {
-      streams_open_.fetch_sub(1);
+      release_slot();
       return;
     }
     if (watch_ && !opt_.committed_prefix.empty()) {
@@ -114,7 +133,7 @@ void query_routes::install_stream(httplib::Server& server) {
     const std::string request_id = ctx.id;
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, state, tenant, request_id](size_t, httplib::DataSink& sink) {
+        [this, state, tenant, request_id](size_t, http_sink& sink) {
           if (!state->greeted) {
             state->greeted = true;
             const std::string hello = "retry: 2000\n: live events of tenant " + tenant + " after sequence " +
@@ -130,6 +149,13 @@ void query_routes::install_stream(httplib::Server& server) {
             state->woken = false;
           }
           if (streams_stopping_ || !sink.is_writable()) return false;
+          // A stream lives no longer than its token: the client comes back with a new one.
+          if (state->valid_until_s > 0 && clock_s_() > state->valid_until_s) {
+            static const std::string ended = ": the token expired; reconnect with a new one\n\n";
+            if (!sink.write(ended.data(), ended.size())) return false;
+            sink.done();
+            return true;
+          }
           // Everything after the last sequence sent, a page at a time. With
           // filters, the position also moves past what did not match: the
           // head read first bounds what the pages considered.
@@ -170,9 +196,9 @@ void query_routes::install_stream(httplib::Server& server) {
           }
           return true;
         },
-        [this, state](bool) {
+        [state, release_slot](bool) {
           state->watching.reset();
-          streams_open_.fetch_sub(1);
+          release_slot();
         });
   });
 }

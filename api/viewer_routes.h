@@ -6,12 +6,10 @@
 // script, no frames. The page itself talks to the query API with the token
 // its user pastes; nothing here authenticates or reads the ledger.
 
-namespace httplib {
-class Server;
-}
+#include "api/http_types.h"
 
 namespace trail {
 
-void install_viewer(httplib::Server& server);
+void install_viewer(http_router& server);
 
 }  // namespace trail

@@ -3,7 +3,7 @@
 // pipeline: the event is published into the AUDIT stream, and the answer
 // waits until the writer has committed it (looked up by its identity as the
 // trail_reader role). No second write path to the table.
-#include <httplib.h>
+#include "api/http_types.h"
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -17,15 +17,17 @@
 #include "api/query_routes.h"
 #include "common/log.h"
 #include "common/record.h"
+#include "common/sha256.h"
 #include "common/time.h"
 #include "common/uuid.h"
+#include "decode/json_limits.h"
 #include "sinks/event_rows.h"
 
 namespace trail {
 namespace {
 
-using httplib::Request;
-using httplib::Response;
+using Request = http_request;
+using Response = http_response;
 
 constexpr size_t kMaxBatchEvents = 1000;
 
@@ -110,6 +112,30 @@ header_list event_headers(const Request& req) {
   return h;
 }
 
+}  // namespace
+
+// The broker's duplicate window is one per stream, shared by every tenant:
+// the id names the tenant too, so that one tenant's write can never be taken
+// for a repeat of another's with the same source and id (or key).
+std::string write_msg_id(std::string_view tenant, std::string_view source, std::string_view id) {
+  std::string fields;
+  for (std::string_view f : {tenant, source, id}) {
+    fields += std::to_string(f.size());
+    fields += ':';
+    fields += f;
+  }
+  const sha256_digest d = sha256(fields);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "api-";
+  for (size_t i = 0; i < 16; ++i) {
+    out += kHex[d[i] >> 4];
+    out += kHex[d[i] & 15];
+  }
+  return out;
+}
+
+namespace {
+
 void write_result(rapidjson::Writer<rapidjson::StringBuffer>& w, const std::string& tenant, const submission& s) {
   w.Key("tenant_id");
   w.String(tenant.c_str());
@@ -127,7 +153,7 @@ void write_result(rapidjson::Writer<rapidjson::StringBuffer>& w, const std::stri
 
 }  // namespace
 
-void query_routes::install_writes(httplib::Server& server) {
+void query_routes::install_writes(http_router& server) {
   auto limits = [this] {
     decoder_limits l = opt_.limits;
     if (const size_t broker = max_message_bytes_.load()) l.max_message_bytes = broker;
@@ -149,7 +175,7 @@ void query_routes::install_writes(httplib::Server& server) {
         ++committed;
         continue;
       }
-      const std::string msg_id = "api-" + digest_hex(identity_digest(s.source, s.id));
+      const std::string msg_id = write_msg_id(tenant, s.source, s.id);
       if (!publish_ || !publish_(opt_.events_subject, s.body, s.headers, msg_id, &error)) {
         failed[i] = error.empty() ? "no broker connection" : error;
         done[i] = true;
@@ -230,27 +256,28 @@ void query_routes::install_writes(httplib::Server& server) {
     std::string key;
     // Each bare event's id is "<key>:<index>", at most 256 bytes.
     if (!admit_write(req, res, tenant, 200, ctx, key)) return;
-    rapidjson::Document list;
-    list.Parse(req.body.c_str(), req.body.size());
-    if (list.HasParseError() || !list.IsArray()) {
-      send_error(res, 400, "batch_invalid", "the body must be a JSON array of events");
+    // The array is only split, never built: each element goes to the
+    // decoder as the bytes that were sent, and the whole body costs its
+    // size, whatever its shape (decode/json_limits.h).
+    std::vector<std::pair<size_t, size_t>> items;
+    std::string why;
+    const decoder_limits l = limits();
+    if (!split_json_array(req.body, json_bounds{std::max<size_t>(l.max_depth, 8) + 1, kMaxBatchEvents * 4096}, kMaxBatchEvents, items, &why)) {
+      send_error(res, 400, "batch_invalid", "the body must be a JSON array of events: " + why);
       return;
     }
-    if (list.Size() == 0 || list.Size() > kMaxBatchEvents) {
+    if (items.empty()) {
       send_error(res, 400, "batch_invalid", "a batch holds 1 to " + std::to_string(kMaxBatchEvents) + " events");
       return;
     }
-    std::vector<submission> subs(list.Size());
-    std::vector<std::optional<refusal>> refused(list.Size());
+    std::vector<submission> subs(items.size());
+    std::vector<std::optional<refusal>> refused(items.size());
     std::vector<submission*> valid;
     const header_list none;
-    for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
-      rapidjson::StringBuffer one;
-      rapidjson::Writer<rapidjson::StringBuffer> ow(one);
-      list[i].Accept(ow);
+    for (size_t i = 0; i < items.size(); ++i) {
       // A bare event's id: "<Idempotency-Key>:<index>" when the batch has a key.
       const std::string item_key = key.empty() ? std::string() : key + ":" + std::to_string(i);
-      refused[i] = prepare(std::string_view(one.GetString(), one.GetSize()), none, tenant, item_key, limits(), subs[i]);
+      refused[i] = prepare(std::string_view(req.body).substr(items[i].first, items[i].second), none, tenant, item_key, l, subs[i]);
       if (!refused[i]) valid.push_back(&subs[i]);
     }
     std::vector<std::string> failed;
@@ -261,10 +288,10 @@ void query_routes::install_writes(httplib::Server& server) {
     w.Key("results");
     w.StartArray();
     size_t v = 0;
-    for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
+    for (size_t i = 0; i < items.size(); ++i) {
       w.StartObject();
       w.Key("index");
-      w.Uint(i);
+      w.Uint64(i);
       w.Key("status");
       if (refused[i]) {
         w.Int(400);
@@ -291,7 +318,7 @@ void query_routes::install_writes(httplib::Server& server) {
     w.EndObject();
     res.status = 200;
     res.set_content(sb.GetString(), sb.GetSize(), "application/json");
-  });
+  }, http_route_limits{opt_.max_batch_body_bytes});
 }
 
 }  // namespace trail

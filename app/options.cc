@@ -75,7 +75,25 @@ route_options route_options_of(const config& c, size_t max_message_bytes) {
   o.meta_audit = c.api_meta_audit == "best_effort" ? meta_audit_mode::best_effort : meta_audit_mode::required;
   o.committed_prefix = c.committed_enabled ? c.committed_prefix : "";
   o.max_streams = size_of(c.api_max_streams);
+  o.max_streams_per_tenant = size_of(c.api_max_streams_per_tenant);
+  o.max_batch_body_bytes = size_of(c.http_max_batch_body_bytes);
   return o;
+}
+
+http_limits http_limits_of(const config& c) {
+  http_limits l;
+  l.max_connections = size_of(c.http_max_connections);
+  l.max_connections_per_address = size_of(c.http_max_connections_per_address);
+  l.header_timeout_ms = c.http_header_timeout_ms;
+  l.idle_timeout_ms = c.http_idle_timeout_ms;
+  l.body_timeout_ms = c.http_body_timeout_ms;
+  l.write_timeout_ms = c.http_write_timeout_ms;
+  l.max_header_bytes = size_of(c.http_max_header_bytes);
+  l.max_body_bytes = size_of(c.http_max_body_bytes);
+  // Live streams each hold a worker: room for all of them besides the requests.
+  l.worker_threads = size_of(c.http_workers) + size_of(c.api_max_streams);
+  l.queue_max = size_of(c.http_queue_max);
+  return l;
 }
 
 publisher_options publisher_options_of(const config& c) {

@@ -8,6 +8,7 @@
 
 #include "actors/pipeline.h"
 #include "api/auth.h"
+#include "api/http_listener.h"
 #include "api/ledger_reader.h"
 #include "api/query_routes.h"
 #include "ingest/checkpointer.h"
@@ -45,6 +46,7 @@ bool auth_options_of(const config& c, auth_options& out, std::string* error);
 reader_options reader_options_of(const config& c);
 // The routes' options; `max_message_bytes` until the broker tells its own.
 route_options route_options_of(const config& c, size_t max_message_bytes);
+http_limits http_limits_of(const config& c);
 publisher_options publisher_options_of(const config& c);
 // Whether committed events go through the outbox: a committed stream to
 // republish into (core publishes have no confirmation to wait for).

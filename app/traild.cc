@@ -22,6 +22,7 @@
 
 #include <CLI/CLI.hpp>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -86,9 +87,29 @@ void log_effective_config(const config& c) {
   log::write(log::level::info, "config", "effective configuration", fields);
 }
 
+// Every connection is a descriptor: the soft open-files limit (often 1024)
+// goes up to the hard one, so that http.max_connections can be reached.
+void raise_open_files_limit(const config& cfg) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+    getrlimit(RLIMIT_NOFILE, &lim);
+  }
+  // The listeners, the broker, the database and the files need room besides.
+  const auto wanted = static_cast<rlim_t>(cfg.http_max_connections) + 64 + 256;
+  if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < wanted)
+    log::warn("traild", "the open-files limit is below what http.max_connections needs; connections past it are refused "
+              "by the kernel, not answered", {{"limit", static_cast<int64_t>(lim.rlim_cur)},
+                                              {"http.max_connections", cfg.http_max_connections}});
+}
+
 int run(const config& cfg) {
   log_effective_config(cfg);
+  raise_open_files_limit(cfg);
   health h;
+  const http_limits limits = http_limits_of(cfg);
 
   metrics::enable_top_tenants(static_cast<size_t>(cfg.metrics_top_tenants));
   // Every component's metrics, registered now so that /metrics lists them
@@ -98,7 +119,7 @@ int run(const config& cfg) {
   source_metrics::get();
   republish_metrics::get();
   dead_letter_metrics::get();
-  metrics_server metrics_http(metrics::registry());
+  metrics_server metrics_http(metrics::registry(), metrics_limits(limits));
   if (!metrics_http.start(cfg.metrics_addr)) return 1;
   // The read side: credentials first (a key file that cannot be read stops
   // the start), its PostgreSQL role checked once the database answers.
@@ -148,12 +169,13 @@ int run(const config& cfg) {
   query_routes mcp_api(auth, reader.get(), publish, mcp_route_opt);
   mcp_api.set_integrity(integrity);
   routes.set_integrity(std::move(integrity));
-  http_listener mcp_loopback;
+  http_listener mcp_loopback("mcp", limits);
   std::unique_ptr<mcp::server> mcp_protocol;
   std::unique_ptr<mcp_routes> mcp_http;
   if (cfg.mcp_enabled) {
-    mcp_api.install(mcp_loopback.server());
-    const int port = mcp_loopback.start_loopback("mcp");
+    mcp_api.install(mcp_loopback.router());
+    mcp_loopback.set_body_admission(bearer_admission(auth));
+    const int port = mcp_loopback.start_loopback();
     if (port <= 0) return 1;
     mcp::server_options mo;
     mo.version = TRAIL_VERSION;
@@ -165,9 +187,7 @@ int run(const config& cfg) {
   routes.set_watch([&publisher](const std::string& subject, std::function<void()> wake) {
     return publisher.watch(subject, std::move(wake));
   });
-  http_server http(h, &routes, mcp_http.get());
-  // Live streams each hold a worker: room for all of them besides the requests.
-  http.set_worker_threads(16 + static_cast<size_t>(cfg.api_max_streams));
+  http_server http(h, limits, &routes, mcp_http.get(), &auth);
   if (!http.start(cfg.http_addr)) return 1;
 
   // The schema must be migrated (`traild migrate`) before traild consumes.

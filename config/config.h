@@ -70,6 +70,7 @@ struct config {
   std::string api_meta_audit;
   int64_t api_write_commit_wait_ms;
   int64_t api_max_streams;
+  int64_t api_max_streams_per_tenant;
   bool mcp_enabled;
   std::string mcp_allowed_hosts;
   std::string mcp_allowed_origins;
@@ -89,6 +90,18 @@ struct config {
   int64_t retention_interval_s;
   // [http] [metrics] [log] [shutdown]
   std::string http_addr;
+  // What one client may cost the HTTP listeners (api/http_listener.h)
+  int64_t http_max_connections;
+  int64_t http_max_connections_per_address;
+  int64_t http_header_timeout_ms;
+  int64_t http_idle_timeout_ms;
+  int64_t http_body_timeout_ms;
+  int64_t http_write_timeout_ms;
+  int64_t http_max_header_bytes;
+  int64_t http_max_body_bytes;
+  int64_t http_max_batch_body_bytes;
+  int64_t http_workers;
+  int64_t http_queue_max;
   std::string metrics_addr;
   int64_t metrics_top_tenants;
   std::string log_format;

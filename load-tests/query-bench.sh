@@ -21,6 +21,13 @@
 # open loop at half that rate over the same 8 connections, latency counted
 # from each request's due time (the latency a user sees at a sustainable load,
 # as the ingest benchmark reports p99 at 50% of the sustained rate).
+#
+#   TRAILD_BEFORE=/path/to/older/traild N=1000000 SECONDS_PER=5 load-tests/query-bench.sh
+#       instead of the table: the same ledger served alternately by this
+#       build's traild and the older one, RUNS (3) times each, closed loop,
+#       for the first page, a filtered page, a single get and a diff; prints
+#       each build's median requests/s and p99 and their ratio (this build
+#       over the older one), and writes nothing to BENCHMARKS.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/build/bin
@@ -67,9 +74,16 @@ METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1"
 export TRAIL_HTTP_ADDR=127.0.0.1:$HTTP_PORT TRAIL_METRICS_ADDR=127.0.0.1:$METRICS_PORT
 export TRAIL_API_PG_DSN=${OWNER/postgres@/trail_reader@} TRAIL_API_JWT_HS256_SECRET=query-bench-secret-0123456789
 export TRAIL_API_PG_CONNECTIONS=$CLIENTS
-TRAIL_PG_DSN=${OWNER/postgres@/trail_ingest@} "$BIN/traild" --log-level warn run 2>"$WORK/traild.log" &
-TRAILD=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null && break; sleep 0.2; done
+start_traild() { # binary
+  TRAIL_PG_DSN=${OWNER/postgres@/trail_ingest@} "$1" --log-level warn run 2>>"$WORK/traild.log" &
+  TRAILD=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null && break; sleep 0.2; done
+}
+stop_traild() {
+  kill "$TRAILD" 2>/dev/null && wait "$TRAILD" 2>/dev/null || true
+  TRAILD=
+}
+start_traild "$BIN/traild"
 TOKEN=$("$BIN/traild" dev-token --tenant '*' --scopes audit:read,audit:export --subject query-bench --ttl 2h)
 
 # Every read publishes its access event, which traild then ingests: each
@@ -84,6 +98,36 @@ settle() {
   echo "query-bench: the access events did not settle" >&2
 }
 : >"$WORK/results.jsonl"
+if [ -n "${TRAILD_BEFORE:-}" ]; then
+  RUNS=${RUNS:-3}
+  stop_traild
+  for run in $(seq "$RUNS"); do
+    for build in this before; do
+      if [ "$build" = this ]; then start_traild "$BIN/traild"; else start_traild "$TRAILD_BEFORE"; fi
+      for scenario in first actor get diff; do
+        settle
+        "$BIN/trail-querybench" run --dsn "$OWNER" --port "$HTTP_PORT" --token "$TOKEN" --scenario "$scenario" \
+          --clients "$CLIENTS" --seconds "$SECONDS_PER" |
+          python3 -c 'import json,sys; r=json.load(sys.stdin); r["build"]=sys.argv[1]; r["run"]=int(sys.argv[2]); print(json.dumps(r))' \
+            "$build" "$run" | tee -a "$WORK/results.jsonl"
+      done
+      stop_traild
+    done
+  done
+  python3 - "$WORK/results.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("| request | this build req/s | older req/s | ratio | this p99 ms | older p99 ms |")
+print("|---|---|---|---|---|---|")
+for k in ["first", "actor", "get", "diff"]:
+    a = [r for r in rows if r["scenario"] == k and r["build"] == "this"]
+    b = [r for r in rows if r["scenario"] == k and r["build"] == "before"]
+    ra, rb = statistics.median(r["rps"] for r in a), statistics.median(r["rps"] for r in b)
+    pa, pb = statistics.median(r["p99_ms"] for r in a), statistics.median(r["p99_ms"] for r in b)
+    print("| %s | %d | %d | %.3f | %.2f | %.2f |" % (k, ra, rb, ra / rb, pa, pb))
+PY
+  exit 0
+fi
 for scenario in first actor resource action_severity deep catchup get diff; do
   settle
   echo "=== $scenario: $CLIENTS clients, $SECONDS_PER s, closed loop"

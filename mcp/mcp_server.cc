@@ -11,6 +11,7 @@
 
 #include "common/time.h"
 #include "common/uuid.h"
+#include "decode/json_limits.h"
 
 namespace trail::mcp {
 namespace {
@@ -24,6 +25,9 @@ using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
 bool is(const Value& v, std::string_view s) {
   return v.IsString() && std::string_view(v.GetString(), v.GetStringLength()) == s;
 }
+
+// A message from a client: tool arguments are small and flat.
+constexpr json_bounds kMessageBounds{32, 100000};
 
 // JSON-RPC's codes, and MCP's for an unknown resource.
 constexpr int kParseError = -32700;
@@ -519,8 +523,7 @@ bool supported_version(std::string_view v) {
 
 message_kind classify(std::string_view message) {
   Document d;
-  d.Parse(message.data(), message.size());
-  if (d.HasParseError()) return message_kind::invalid;
+  if (!parse_json_bounded(d, message, kMessageBounds, nullptr)) return message_kind::invalid;
   if (d.IsArray()) return message_kind::batch;
   if (!d.IsObject()) return message_kind::invalid;
   const bool has_id = d.HasMember("id");
@@ -817,8 +820,9 @@ std::optional<resource_error> read_resource(const call_context& c, const std::st
 
 std::string server::handle(std::string_view message, const caller& who, std::string* negotiated) const {
   Document d;
-  d.Parse(message.data(), message.size());
-  if (d.HasParseError()) return reply_error(nullptr, kParseError, "parse error: the message is not JSON");
+  std::string why;
+  if (!parse_json_bounded(d, message, kMessageBounds, &why))
+    return reply_error(nullptr, kParseError, "parse error: the message is not JSON within bounds (" + why + ")");
   if (d.IsArray()) return reply_error(nullptr, kInvalidRequest, "JSON-RPC batches are not supported: send one message at a time");
   if (!d.IsObject() || !d.HasMember("jsonrpc") || !is(d["jsonrpc"], "2.0"))
     return reply_error(nullptr, kInvalidRequest, "not a JSON-RPC 2.0 message");

@@ -34,7 +34,8 @@ ALLOWED = {
     # The broker side settles what the database side committed.
     "ingest": {"common/", "decode/", "sinks/", "integrity/"},
     # MCP's protocol side reaches the ledger only through the query API (a function it is given).
-    "mcp": {"common/time.h", "common/uuid.h"},
+    # Its JSON-RPC bodies are parsed with decode/'s bounded parser.
+    "mcp": {"common/time.h", "common/uuid.h", "decode/json_limits.h"},
     # The read side renders stored events with decode/'s codec and reads them
     # through sinks/' session and row reader.
     "api": {"common/", "decode/", "integrity/", "mcp/", "sinks/pg_session.h", "sinks/db_result.h", "sinks/event_reader.h",

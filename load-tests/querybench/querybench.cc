@@ -10,16 +10,29 @@
 //       N keep-alive clients send one scenario's requests as fast as they are
 //       answered; prints requests/s and p50/p90/p99 in ms (one JSON line).
 //
+//   trail-querybench siege --port P --token T --tenant acme --slow 1000 --idle 1000 --pid PID
+//       holds `slow` connections that send a request header one byte every
+//       2 s and `idle` keep-alive connections that sent one request and wait,
+//       spread over client addresses 127.0.0.2… (at most --per-address
+//       each), then times --requests authenticated GETs of the tenant's first
+//       page on a fresh connection each, and samples traild's RSS before and
+//       during; prints one JSON line.
+//
 // Scenarios: first (first page, 50 events), actor, resource, action_severity
 // (filtered pages), deep (page 100 by its token, found by walking 99 pages
 // first, not timed), catchup (after a random sequence, in sequence order),
 // get, diff. Tenants are drawn from the 50 largest, whose pages are full.
 #include <CLI/CLI.hpp>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <httplib.h>
 #include <libpq-fe.h>
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -275,6 +288,110 @@ std::vector<target> targets_of(const std::string& dsn, int port, const std::stri
   return out;
 }
 
+// ---- siege: slow and idle connections held open while a reader is timed ----
+
+int64_t rss_kib(int pid) {
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (!f) return -1;
+  char line[256];
+  int64_t kib = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, "VmRSS:", 6) == 0) kib = std::atoll(line + 6);
+  std::fclose(f);
+  return kib;
+}
+
+int connect_from(const std::string& from, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  inet_pton(AF_INET, from.c_str(), &local.sin_addr);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int siege(int port, const std::string& token, const std::string& tenant, int slow, int idle, int per_address, int pid,
+          int requests) {
+  const int64_t rss_before = rss_kib(pid);
+  int next_address = 2, on_address = 0;
+  auto address = [&] {
+    if (on_address == per_address) next_address++, on_address = 0;
+    ++on_address;
+    return "127.0.0." + std::to_string(next_address);
+  };
+  std::vector<int> slow_fds, idle_fds;
+  const std::string header = "GET /v1/tenants/" + tenant + "/events HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+  for (int i = 0; i < slow; ++i) {
+    const int fd = connect_from(address(), port);
+    if (fd < 0 || ::send(fd, "G", 1, MSG_NOSIGNAL) != 1) {
+      std::fprintf(stderr, "siege: slow connection %d failed\n", i);
+      return 1;
+    }
+    slow_fds.push_back(fd);
+  }
+  const std::string probe = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < idle; ++i) {
+    const int fd = connect_from(address(), port);
+    if (fd < 0 || ::send(fd, probe.data(), probe.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(probe.size())) {
+      std::fprintf(stderr, "siege: idle connection %d failed\n", i);
+      return 1;
+    }
+    idle_fds.push_back(fd);
+  }
+  // The slow ones trickle a byte every 2 s (each one's header deadline
+  // cuts it off in time; the siege reopens what was closed).
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> reopened{0};
+  std::thread trickle([&] {
+    while (!stop) {
+      for (int& fd : slow_fds) {
+        if (::send(fd, "x", 1, MSG_NOSIGNAL) != 1) {
+          ::close(fd);
+          fd = connect_from(address(), port);
+          if (fd >= 0 && ::send(fd, "G", 1, MSG_NOSIGNAL) == 1) ++reopened;
+        }
+      }
+      for (int i = 0; i < 20 && !stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::vector<double> ms;
+  int failures = 0;
+  int64_t rss_peak = rss_kib(pid);
+  for (int i = 0; i < requests; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    httplib::Client cli("127.0.0.1", port);
+    cli.set_connection_timeout(5, 0);
+    cli.set_read_timeout(10, 0);
+    auto res = cli.Get(("/v1/tenants/" + tenant + "/events?page_size=50").c_str(),
+                       httplib::Headers{{"Authorization", "Bearer " + token}});
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    if (!res || res->status != 200) ++failures;
+    rss_peak = std::max(rss_peak, rss_kib(pid));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stop = true;
+  trickle.join();
+  for (int fd : slow_fds) ::close(fd);
+  for (int fd : idle_fds) ::close(fd);
+  std::sort(ms.begin(), ms.end());
+  auto pct = [&](double p) { return ms.empty() ? 0.0 : ms[std::min(ms.size() - 1, static_cast<size_t>(p * ms.size()))]; };
+  std::printf("{\"slow\":%d,\"idle\":%d,\"requests\":%d,\"failures\":%d,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
+              "\"rss_before_mib\":%.1f,\"rss_peak_mib\":%.1f,\"rss_growth_mib\":%.1f,\"slow_reopened\":%lld}\n",
+              slow, idle, requests, failures, pct(0.5), pct(0.99), ms.empty() ? 0.0 : ms.back(), rss_before / 1024.0,
+              rss_peak / 1024.0, (rss_peak - rss_before) / 1024.0, static_cast<long long>(reopened.load()));
+  return failures == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -302,8 +419,20 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--warmup", warmup, "seconds run before the measured ones (not counted)");
   run_cmd->add_flag("--timeline", timeline, "each second's requests and slowest one, on stderr");
   run_cmd->add_option("--rate", rate, "requests/s over all clients (open loop); 0: as fast as answered (closed loop)");
+  int slow = 1000, idle = 1000, per_address = 250, pid = 0, requests = 200;
+  std::string tenant = "acme";
+  auto* siege_cmd = app.add_subcommand("siege", "slow and idle connections held open while a reader is timed");
+  siege_cmd->add_option("--port", port);
+  siege_cmd->add_option("--token", token, "audit:read for --tenant")->required();
+  siege_cmd->add_option("--tenant", tenant);
+  siege_cmd->add_option("--slow", slow);
+  siege_cmd->add_option("--idle", idle);
+  siege_cmd->add_option("--per-address", per_address, "connections per client address (127.0.0.2, .3, …)");
+  siege_cmd->add_option("--pid", pid, "traild's pid, for its RSS")->required();
+  siege_cmd->add_option("--requests", requests);
   CLI11_PARSE(app, argc, argv);
   if (load_cmd->parsed()) return load(dsn, events, tenants, days, zipf);
+  if (siege_cmd->parsed()) return siege(port, token, tenant, slow, idle, per_address, pid, requests);
   const auto targets = targets_of(dsn, port, token, scenario == "deep");
   if (targets.empty()) {
     std::fprintf(stderr, "querybench: no tenants to query (load first)\n");

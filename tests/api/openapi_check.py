@@ -2,13 +2,15 @@
 """Walks every operation of a live traild's OpenAPI document and checks each
 response against it: the status is documented for the operation, and the
 body validates against the documented schema for its content type (JSON
-Schema 2020-12, python3-jsonschema). Fails when an operation of the document
-was not exercised, or a response does not conform.
+Schema 2020-12, python3-jsonschema). Fails when the document is not valid
+against the OpenAPI 3.1 schema, an operation of the document was not
+exercised, or a response does not conform.
 
     openapi_check.py --port P --token T --other-token O --tenant acme --diff-sequence N
 """
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -127,6 +129,13 @@ def main():
     a = ap.parse_args()
     status, _, data = request(a.port, "GET", "/v1/openapi.json")
     doc = json.loads(data)
+    # The document itself, against the OpenAPI 3.1 schema (what generators and
+    # validators check before they read anything): tests/api/ORIGIN.md.
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "openapi-3.1-schema.json")) as f:
+        oas = json.load(f)
+    for error in jsonschema.Draft202012Validator(oas).iter_errors(doc):
+        where = "/".join(str(p) for p in error.absolute_path)
+        problems.append(f"the document is not valid OpenAPI 3.1 at /{where}: {error.message[:300]}")
     if doc.get("openapi") != "3.1.0":
         problems.append("the document is not OpenAPI 3.1.0")
     jsonschema.Draft202012Validator.check_schema({"$defs": doc["components"]["schemas"]})

@@ -187,7 +187,9 @@ TEST_CASE("query API: authentication, tenant isolation, keyset paging, filters, 
     CHECK_THAT(r.body, Catch::Contains("actor"));
     CHECK(get(port, "/v1/tenants/acme/events?page_size=5000", reader).status == 400);
     CHECK(get(port, "/v1/tenants/acme/events?severities=high", reader).status == 400);
-    CHECK(get(port, "/v1/tenants/acme.x/events", token({"acme.x"}, trail::scope_read)).status == 400);
+    // A tenant id with '.' in the path is named as such; in a token it makes the token malformed.
+    CHECK(get(port, "/v1/tenants/acme.x/events", token({"*"}, trail::scope_read)).status == 400);
+    CHECK(get(port, "/v1/tenants/acme.x/events", token({"acme.x"}, trail::scope_read)).status == 401);
     // A page token under other filters, or forged.
     reply page = get(port, "/v1/tenants/acme/events?page_size=5&actor_id=bob", reader);
     const std::string next = page.json["next_page_token"].GetString();
