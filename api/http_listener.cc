@@ -605,8 +605,9 @@ bool http_listener::start(const char* setting, const std::string& addr) {
     log::error(component_, std::string(setting) + " is not host:port", {{"addr", addr}});
     return false;
   }
-  if (!serve(host, port)) {
-    log::error(component_, "cannot listen", {{"addr", addr}});
+  std::string error;
+  if (!serve(host, port, &error)) {
+    log::error(component_, "cannot listen", {{"addr", addr}, {"error", error}});
     return false;
   }
   log::info(component_, "listening",
@@ -618,8 +619,9 @@ bool http_listener::start(const char* setting, const std::string& addr) {
 }
 
 int http_listener::start_loopback() {
-  if (!serve("127.0.0.1", 0)) {
-    log::error(component_, "cannot listen on a loopback port");
+  std::string error;
+  if (!serve("127.0.0.1", 0, &error)) {
+    log::error(component_, "cannot listen on a loopback port", {{"error", error}});
     return -1;
   }
   const int port = state_->acceptor.local_endpoint().port();
@@ -627,21 +629,21 @@ int http_listener::start_loopback() {
   return port;
 }
 
-bool http_listener::serve(const std::string& host, int port) {
-  if (state_) return false;
+bool http_listener::serve(const std::string& host, int port, std::string* error) {
+  if (state_) return *error = "already listening", false;
   auto st = std::make_unique<state>(component_, limits_);
   st->router = &router_;
   st->admission = admission_;
   st->log_fn = access_log_;
   beast::error_code ec;
   const auto address = net::ip::make_address(host, ec);
-  if (ec) return false;
+  if (ec) return *error = "not an IP address: " + host, false;
   const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
   st->acceptor.open(endpoint.protocol(), ec);
   if (!ec) st->acceptor.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) st->acceptor.bind(endpoint, ec);
   if (!ec) st->acceptor.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) return false;
+  if (ec) return *error = ec.message(), false;
   st->workers.start(limits_.worker_threads, limits_.queue_max);
   st->guard.emplace(st->ioc.get_executor());
   st->accept();

@@ -82,7 +82,7 @@ class http_listener {
   struct state;
 
  private:
-  bool serve(const std::string& host, int port);
+  bool serve(const std::string& host, int port, std::string* error);
 
   std::string component_;
   http_limits limits_;

@@ -69,12 +69,14 @@ psql "$OWNER" -Xqc "CHECKPOINT"
 SIZE=$(psql "$OWNER" -XqAtc "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'audit' AND c.relkind IN ('r', 'i')")
 PARTS=$(psql "$OWNER" -XqAtc "SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit.events'::regclass")
 
-HTTP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export TRAIL_HTTP_ADDR=127.0.0.1:$HTTP_PORT TRAIL_METRICS_ADDR=127.0.0.1:$METRICS_PORT
 export TRAIL_API_PG_DSN=${OWNER/postgres@/trail_reader@} TRAIL_API_JWT_HS256_SECRET=query-bench-secret-0123456789
 export TRAIL_API_PG_CONNECTIONS=$CLIENTS
 start_traild() { # binary
+  # New ports each time: a port picked earlier may since have become the
+  # source port of some outgoing connection (they share the ephemeral range).
+  HTTP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  export TRAIL_HTTP_ADDR=127.0.0.1:$HTTP_PORT TRAIL_METRICS_ADDR=127.0.0.1:$METRICS_PORT
   TRAIL_PG_DSN=${OWNER/postgres@/trail_ingest@} "$1" --log-level warn run 2>>"$WORK/traild.log" &
   TRAILD=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null && break; sleep 0.2; done
