@@ -20,27 +20,15 @@ TRAILD=${TRAILD:-$BIN/traild}
 SLOW=${SLOW:-1000}
 IDLE=${IDLE:-1000}
 REQUESTS=${REQUESTS:-200}
-export STACK_DIR=$ROOT/build/siege-stack NATS_PORT=0 NATS_MON_PORT=0 PG_PORT=0
-WORK=$ROOT/build/siege-work
-rm -rf "$WORK" && mkdir -p "$WORK"
-"$ROOT/scripts/stack.sh" fresh >"$WORK/stack.log" 2>&1
-cleanup() {
-  [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-  "$ROOT/scripts/stack.sh" destroy >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-set -a
-# shellcheck disable=SC1091
-. "$STACK_DIR/env"
-set +a
-OWNER=$TRAIL_PG_DSN
-"$TRAILD" --log-level warn migrate
+# shellcheck source=load-tests/bench-stack.sh
+. "$ROOT/load-tests/bench-stack.sh"
+bench_stack siege "$TRAILD"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 METRICS=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export TRAIL_HTTP_ADDR=127.0.0.1:$PORT TRAIL_METRICS_ADDR=127.0.0.1:$METRICS
 export TRAIL_API_PG_DSN=${OWNER/postgres@/trail_reader@} TRAIL_API_JWT_HS256_SECRET=siege-secret-0123456789abcdef
 TRAIL_PG_DSN=${OWNER/postgres@/trail_ingest@} "$TRAILD" --log-level warn run 2>"$WORK/traild.log" &
-PID=$!
+BENCH_TRAILD_PID=$!
 for _ in $(seq 150); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
 curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { echo "traild did not become ready; see $WORK/traild.log" >&2; exit 1; }
 TOKEN=$("$BIN/traild" dev-token --tenant acme --scopes audit:read,audit:write --subject siege --ttl 1h)
@@ -50,4 +38,4 @@ for i in $(seq 200); do
     "http://127.0.0.1:$PORT/v1/tenants/acme/events"
 done
 "$BIN/trail-querybench" siege --port "$PORT" --token "$TOKEN" --tenant acme --slow "$SLOW" --idle "$IDLE" \
-  --requests "$REQUESTS" --pid "$PID"
+  --requests "$REQUESTS" --pid "$BENCH_TRAILD_PID"

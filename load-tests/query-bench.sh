@@ -39,22 +39,9 @@ SECONDS_PER=${SECONDS_PER:-15}
 # through the kernel's page cache (with the test stack's 256MB, a 13 GB
 # ledger made the sparse filtered pages' p99 at half load 34 ms instead of 5).
 export PG_SHARED_BUFFERS=${PG_SHARED_BUFFERS:-6GB}
-export STACK_DIR=$ROOT/build/query-bench-stack NATS_PORT=0 NATS_MON_PORT=0 PG_PORT=0
-WORK=$ROOT/build/query-bench-work
-rm -rf "$WORK" && mkdir -p "$WORK"
-"$ROOT/scripts/stack.sh" destroy >/dev/null 2>&1 || true
-"$ROOT/scripts/stack.sh" start >"$WORK/stack.log" 2>&1
-cleanup() {
-  [ -n "${TRAILD:-}" ] && kill "$TRAILD" 2>/dev/null && wait "$TRAILD" 2>/dev/null || true
-  "$ROOT/scripts/stack.sh" destroy >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-set -a
-# shellcheck disable=SC1091
-. "$STACK_DIR/env"
-set +a
-OWNER=$TRAIL_PG_DSN
-"$BIN/traild" --log-level warn migrate
+# shellcheck source=load-tests/bench-stack.sh
+. "$ROOT/load-tests/bench-stack.sh"
+bench_stack query-bench "$BIN/traild"
 psql "$OWNER" -XqAtc "SELECT audit.ensure_partitions(current_date - 33, current_date + 1)" >/dev/null
 echo "=== loading $N events through COPY"
 "$BIN/trail-querybench" load --dsn "$OWNER" --events "$N" | tee "$WORK/load.json"
@@ -78,12 +65,12 @@ start_traild() { # binary
   METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   export TRAIL_HTTP_ADDR=127.0.0.1:$HTTP_PORT TRAIL_METRICS_ADDR=127.0.0.1:$METRICS_PORT
   TRAIL_PG_DSN=${OWNER/postgres@/trail_ingest@} "$1" --log-level warn run 2>>"$WORK/traild.log" &
-  TRAILD=$!
+  BENCH_TRAILD_PID=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null && break; sleep 0.2; done
 }
 stop_traild() {
-  kill "$TRAILD" 2>/dev/null && wait "$TRAILD" 2>/dev/null || true
-  TRAILD=
+  kill "$BENCH_TRAILD_PID" 2>/dev/null && wait "$BENCH_TRAILD_PID" 2>/dev/null || true
+  BENCH_TRAILD_PID=
 }
 start_traild "$BIN/traild"
 TOKEN=$("$BIN/traild" dev-token --tenant '*' --scopes audit:read,audit:export --subject query-bench --ttl 2h)
